@@ -1,0 +1,181 @@
+"""The ``run_turn`` and ``run_hook`` activities: one agent turn, and hooks outside a turn.
+
+Errors are mapped once, here, onto Temporal's retry machinery: retryable model errors
+(408/409/429/5xx, connection errors, unusable answers) retry with the policy the workflow
+set, honouring ``Retry-After``; everything the same input would fail again on
+(non-retryable HTTP statuses, ``max_turns``, invalid payloads) fails the turn for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from datetime import timedelta
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.publishing import TaskEventStream, sequence_base
+from factorial import events as ev
+from factorial._wire import (
+    RUN_HOOK_ACTIVITY,
+    RUN_TURN_ACTIVITY,
+    HookInput,
+    PendingToolCall,
+    TurnInput,
+    TurnOutput,
+)
+from factorial.agent import BaseAgent
+from factorial.context import ExecutionContext
+from factorial.errors import FactorialError, ModelBehaviorError, ModelHTTPError, UserError
+from factorial.events import EventPublisher
+from factorial.models import ModelClients
+
+_HEARTBEAT_EVERY = 1.0
+
+
+def to_application_error(err: FactorialError) -> ApplicationError:
+    """Map a Factorial error onto a retryable or non-retryable ``ApplicationError``."""
+    if isinstance(err, ModelHTTPError):
+        delay = timedelta(seconds=err.retry_after) if err.retry_after else None
+        return ApplicationError(
+            str(err),
+            {"status_code": err.status_code},
+            type="ModelHTTPError",
+            non_retryable=not err.retryable,
+            next_retry_delay=delay,
+        )
+    retryable = isinstance(err, ModelBehaviorError)
+    return ApplicationError(str(err), type=type(err).__name__, non_retryable=not retryable)
+
+
+@contextlib.asynccontextmanager
+async def _heartbeating() -> AsyncIterator[None]:
+    """Heartbeat in the background so cancellation reaches a long model call."""
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(_HEARTBEAT_EVERY)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+class AgentActivities:
+    """Activities bound to the agents registered in this worker process."""
+
+    def __init__(self, agents: Mapping[str, BaseAgent[Any]], clients: ModelClients) -> None:
+        self._agents = agents
+        self._clients = clients
+
+    def _agent(self, name: str) -> BaseAgent[Any]:
+        agent = self._agents.get(name)
+        if agent is None:
+            raise ApplicationError(
+                f"agent {name!r} is not registered in this worker",
+                type="AgentNotRegisteredError",
+                non_retryable=True,
+            )
+        return agent
+
+    @activity.defn(name=RUN_TURN_ACTIVITY)
+    async def run_turn(self, inp: TurnInput) -> TurnOutput:
+        """Run one turn of the task's agent."""
+        agent = self._agent(inp.agent_name)
+        info = activity.info()
+        try:
+            ctx = agent.validate_payload(inp.context)
+        except UserError as err:
+            raise to_application_error(err) from err
+        ctx.attempt = info.attempt
+        stream = TaskEventStream(
+            activity.client(), inp.owner_id, inp.task_id, sequence_base(ctx.turn, info.attempt)
+        )
+        async with stream, _heartbeating():
+            events = EventPublisher(
+                stream.publish,
+                task_id=inp.task_id,
+                owner_id=inp.owner_id,
+                agent_name=agent.name,
+            )
+            execution_ctx = ExecutionContext(
+                task_id=inp.task_id,
+                owner_id=inp.owner_id,
+                agent_name=agent.name,
+                retries=info.attempt - 1,
+                iterations=ctx.turn,
+                batch_id=inp.batch_id,
+                parent_task_id=inp.parent_task_id,
+                events=events,
+                _clients=self._clients,
+            )
+            resumed = [(r.tool_call_id, r.content) for r in inp.resumed_results]
+            try:
+                completion = await agent.execute_turn(ctx, execution_ctx, resumed)
+            except FactorialError as err:
+                app_err = to_application_error(err)
+                _report_failure(events, app_err, info)
+                raise app_err from err
+            except Exception as err:
+                _report_failure(events, err, info)
+                raise
+        return TurnOutput(
+            context=completion.context.model_dump(mode="json"),
+            done=completion.is_done,
+            output=completion.output,
+            pending_tool_calls=[
+                PendingToolCall(
+                    tool_call_id=p.tool_call_id, tool_name=p.tool_name, timeout=p.timeout
+                )
+                for p in completion.pending_tool_calls
+            ],
+        )
+
+    @activity.defn(name=RUN_HOOK_ACTIVITY)
+    async def run_hook(self, inp: HookInput) -> None:
+        """Run ``on_run_end`` for a failed run or ``on_run_cancelled``."""
+        agent = self._agent(inp.agent_name)
+        if agent.hooks.get(inp.hook) is None:
+            return
+        ctx = agent.validate_payload(inp.context)
+        info = activity.info()
+        stream = TaskEventStream(
+            activity.client(),
+            inp.owner_id,
+            inp.task_id,
+            sequence_base(ctx.turn, info.attempt, phase=1),
+        )
+        async with stream:
+            events = EventPublisher(
+                stream.publish, task_id=inp.task_id, owner_id=inp.owner_id, agent_name=agent.name
+            )
+            execution_ctx = ExecutionContext(
+                task_id=inp.task_id,
+                owner_id=inp.owner_id,
+                agent_name=agent.name,
+                iterations=ctx.turn,
+                batch_id=inp.batch_id,
+                parent_task_id=inp.parent_task_id,
+                events=events,
+                _clients=self._clients,
+            )
+            await agent.run_hook(inp.hook, ctx, execution_ctx, error=inp.error)
+
+
+def _report_failure(events: EventPublisher, err: BaseException, info: activity.Info) -> None:
+    """Publish ``task_failed`` for this attempt, and ``task_retried`` if another follows."""
+    message = f"{type(err).__name__}: {err}"
+    max_attempts = info.retry_policy.maximum_attempts if info.retry_policy else 0
+    retryable = not (isinstance(err, ApplicationError) and err.non_retryable)
+    will_retry = retryable and (max_attempts == 0 or info.attempt < max_attempts)
+    events.emit(ev.TASK_FAILED, error=message, attempt=info.attempt, will_retry=will_retry)
+    if will_retry:
+        events.emit(ev.TASK_RETRIED, attempt=info.attempt + 1)

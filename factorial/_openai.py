@@ -1,0 +1,168 @@
+"""OpenAI chat-completions calls and the mapping of their failures to Factorial errors."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import math
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import openai
+
+from factorial.errors import FactorialError, ModelBehaviorError, ModelHTTPError
+from factorial.models import ModelRequest, ModelResponse, ToolCall
+
+if TYPE_CHECKING:
+    from factorial.models import Model
+
+__all__ = ["chat_completion", "map_openai_error", "parse_retry_after", "to_model_response"]
+
+
+async def chat_completion(
+    client: openai.AsyncOpenAI, model: Model, request: ModelRequest
+) -> ModelResponse:
+    """Run one chat completion and convert the answer.
+
+    Raises:
+        ModelHTTPError: The provider answered with an error status, timed out, or was unreachable.
+        ModelBehaviorError: The provider's answer cannot be used.
+    """
+    extra: dict[str, Any] = dict(request.settings)
+    if request.tools:
+        extra["tools"] = request.tools
+    try:
+        completion = await client.chat.completions.create(
+            model=model.provider_model_id,
+            messages=request.messages,  # type: ignore[arg-type]
+            timeout=request.timeout,
+            **extra,
+        )
+    except (openai.OpenAIError, json.JSONDecodeError) as exc:
+        raise map_openai_error(exc) from exc
+    return to_model_response(completion)
+
+
+def map_openai_error(exc: BaseException) -> FactorialError:
+    """Translate an OpenAI SDK (or response decoding) error into a Factorial error."""
+    if isinstance(exc, openai.APIStatusError):
+        return ModelHTTPError(
+            f"model provider answered HTTP {exc.status_code}: {exc.message}",
+            status_code=exc.status_code,
+            retry_after=parse_retry_after(exc.response.headers),
+        )
+    if isinstance(exc, openai.APITimeoutError):
+        return ModelHTTPError(f"model request timed out: {_url(exc)}", status_code=408)
+    if isinstance(exc, openai.APIConnectionError):
+        return ModelHTTPError(
+            f"could not reach the model provider at {_url(exc)}: {_cause(exc)}",
+            status_code=0,
+            retryable=True,
+        )
+    if isinstance(exc, openai.APIResponseValidationError):
+        return ModelBehaviorError(f"model response does not match the expected schema: {exc}")
+    if isinstance(exc, json.JSONDecodeError):
+        return ModelBehaviorError(f"model response body is not valid JSON: {exc}")
+    return ModelBehaviorError(f"model call failed: {type(exc).__name__}: {exc}")
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """Return the seconds to wait from ``retry-after-ms`` or ``retry-after``, if given.
+
+    ``retry-after`` may be a number of seconds or an HTTP date; the result is never negative.
+    """
+    millis = _number(headers.get("retry-after-ms"))
+    if millis is not None:
+        return max(0.0, millis / 1000)
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    seconds = _number(value)
+    if seconds is not None:
+        return max(0.0, seconds)
+    parsed = email.utils.parsedate_tz(value)
+    if parsed is None:
+        return None
+    return max(0.0, float(email.utils.mktime_tz(parsed) - time.time()))
+
+
+def to_model_response(completion: Any) -> ModelResponse:
+    """Convert an SDK chat completion into a ``ModelResponse``.
+
+    Raises:
+        ModelBehaviorError: The completion has no usable choice, message or tool call.
+    """
+    if isinstance(completion, str) or not hasattr(completion, "choices"):
+        raise ModelBehaviorError("model response is not a chat completion JSON object")
+    choices = completion.choices
+    if not isinstance(choices, list) or not choices:
+        raise ModelBehaviorError("model response has no choices")
+    choice = choices[0]
+    message = getattr(choice, "message", None)
+    if message is None or isinstance(message, (str, dict, list)):
+        raise ModelBehaviorError("model response choice has no message")
+    content = getattr(message, "content", None)
+    if content is not None and not isinstance(content, str):
+        raise ModelBehaviorError(f"model message content is not text: {content!r}")
+    finish_reason = getattr(choice, "finish_reason", None)
+    return ModelResponse(
+        content=content,
+        tool_calls=_tool_calls(getattr(message, "tool_calls", None)),
+        finish_reason=finish_reason if isinstance(finish_reason, str) else None,
+        usage=_usage(getattr(completion, "usage", None)),
+    )
+
+
+def _tool_calls(raw: Any) -> list[ToolCall]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise ModelBehaviorError(f"model tool_calls is not a list: {raw!r}")
+    return [_tool_call(item) for item in raw]
+
+
+def _tool_call(raw: Any) -> ToolCall:
+    call_id = getattr(raw, "id", None)
+    kind = getattr(raw, "type", "function")
+    function = getattr(raw, "function", None)
+    name = getattr(function, "name", None)
+    arguments = getattr(function, "arguments", None)
+    if isinstance(arguments, dict):
+        arguments = json.dumps(arguments)
+    if kind != "function" or function is None:
+        raise ModelBehaviorError(f"model returned an unsupported tool call type {kind!r}")
+    if not (isinstance(call_id, str) and call_id and isinstance(name, str) and name):
+        raise ModelBehaviorError(f"model returned a tool call without id or name: {raw!r}")
+    if not isinstance(arguments, str):
+        raise ModelBehaviorError(f"model tool call {name!r} has no arguments string")
+    return ToolCall(id=call_id, name=name, arguments=arguments)
+
+
+def _usage(raw: Any) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    if isinstance(raw, dict):
+        return raw
+    dump = getattr(raw, "model_dump", None)
+    return dump(mode="json", exclude_none=True) if dump is not None else None
+
+
+def _number(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _url(exc: openai.APIError) -> str:
+    request = getattr(exc, "request", None)
+    return str(request.url) if request is not None else "<unknown url>"
+
+
+def _cause(exc: BaseException) -> str:
+    cause = exc.__cause__ or exc.__context__
+    return f"{type(cause).__name__}: {cause}" if cause is not None else str(exc)

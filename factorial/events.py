@@ -1,0 +1,106 @@
+"""Event types and the publisher agents use to emit them.
+
+Every event is a flat dict with ``event_type``, ``task_id``, ``owner_id``, ``agent_name`` and an
+ISO ``timestamp`` plus its own fields. Events reach subscribers through the owner's durable
+stream (see ``workflows.owner_events``); subscribers also see an ``offset`` to resume from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RUN_STARTED = "run_started"
+RUN_COMPLETED = "run_completed"
+RUN_FAILED = "run_failed"
+RUN_CANCELLED = "run_cancelled"
+AGENT_OUTPUT = "agent_output"
+TASK_FAILED = "task_failed"
+TASK_RETRIED = "task_retried"
+TASK_PENDING_TOOL_CALL_RESULTS = "task_pending_tool_call_results"
+RUN_STEERING_APPLIED = "run_steering_applied"
+RUN_STEERING_FAILED = "run_steering_failed"
+BATCH_PROGRESS = "batch_progress"
+BATCH_COMPLETED = "batch_completed"
+BATCH_CANCELLED = "batch_cancelled"
+
+#: Events a subscriber receives exactly once per task (or batch), even across worker crashes.
+TERMINAL_EVENTS = frozenset(
+    {AGENT_OUTPUT, RUN_COMPLETED, RUN_FAILED, RUN_CANCELLED, BATCH_COMPLETED, BATCH_CANCELLED}
+)
+
+#: The stream topic every Factorial event is published on.
+EVENTS_TOPIC = "events"
+
+
+def progress_event_type(operation: str, phase: str) -> str:
+    """``progress_update_{operation}_{phase}``, e.g. ``progress_update_completion_started``."""
+    return f"progress_update_{operation}_{phase}"
+
+
+def utc_now_iso() -> str:
+    """The current UTC time as an ISO 8601 string."""
+    return datetime.now(UTC).isoformat()
+
+
+class AgentEvent(BaseModel):
+    """An event; extra keyword fields become top-level event fields."""
+
+    model_config = ConfigDict(extra="allow")
+
+    event_type: str
+    task_id: str | None = None
+    owner_id: str
+    agent_name: str | None = None
+    timestamp: str = Field(default_factory=utc_now_iso)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as the flat JSON-able dict subscribers receive."""
+        return self.model_dump(mode="json")
+
+
+class EventSink(Protocol):
+    """Where a publisher's events go (the owner stream in a worker, a list inline)."""
+
+    def __call__(self, event: dict[str, Any], /) -> None: ...
+
+
+class EventPublisher:
+    """Publishes events for one running task; available as ``execution_ctx.events``."""
+
+    def __init__(
+        self,
+        sink: EventSink | Callable[[dict[str, Any]], None],
+        *,
+        task_id: str,
+        owner_id: str,
+        agent_name: str,
+    ) -> None:
+        self._sink = sink
+        self.task_id = task_id
+        self.owner_id = owner_id
+        self.agent_name = agent_name
+
+    async def publish_event(self, event: AgentEvent | dict[str, Any]) -> None:
+        """Publish a custom event (an ``AgentEvent`` or a dict with at least ``event_type``)."""
+        self.emit_dict(event if isinstance(event, dict) else event.to_dict())
+
+    def emit(self, event_type: str, **fields: Any) -> None:
+        """Publish an event of this task with the standard fields filled in."""
+        self.emit_dict({"event_type": event_type, **fields})
+
+    def emit_dict(self, event: dict[str, Any]) -> None:
+        """Publish a dict event, filling in any missing standard field."""
+        full = {
+            "task_id": self.task_id,
+            "owner_id": self.owner_id,
+            "agent_name": self.agent_name,
+            "timestamp": utc_now_iso(),
+            **event,
+        }
+        if "event_type" not in full:
+            raise ValueError("an event needs an event_type")
+        self._sink(full)

