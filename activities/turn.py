@@ -40,8 +40,9 @@ def to_application_error(err: FactorialError) -> ApplicationError:
     """Map a Factorial error onto a retryable or non-retryable ``ApplicationError``."""
     if isinstance(err, ModelHTTPError):
         delay = timedelta(seconds=err.retry_after) if err.retry_after else None
+        status = f"HTTP {err.status_code}" if err.status_code else "no response"
         return ApplicationError(
-            str(err),
+            f"{status}: {err}",
             {"status_code": err.status_code},
             type="ModelHTTPError",
             non_retryable=not err.retryable,
@@ -127,7 +128,9 @@ class AgentActivities:
             except Exception as err:
                 _report_failure(events, err, info)
                 raise
+        exhausted = agent.turns_exhausted(completion)
         return TurnOutput(
+            failure=f"MaxTurnsExceeded: {exhausted}" if exhausted else None,
             context=completion.context.model_dump(mode="json"),
             done=completion.is_done,
             output=completion.output,
@@ -172,7 +175,8 @@ class AgentActivities:
 
 def _report_failure(events: EventPublisher, err: BaseException, info: activity.Info) -> None:
     """Publish ``task_failed`` for this attempt, and ``task_retried`` if another follows."""
-    message = f"{type(err).__name__}: {err}"
+    kind = err.type if isinstance(err, ApplicationError) else type(err).__name__
+    message = f"{kind}: {err.message if isinstance(err, ApplicationError) else err}"
     max_attempts = info.retry_policy.maximum_attempts if info.retry_policy else 0
     retryable = not (isinstance(err, ApplicationError) and err.non_retryable)
     will_retry = retryable and (max_attempts == 0 or info.attempt < max_attempts)

@@ -53,6 +53,8 @@ class TaskInput(BaseModel):
     created_at: datetime | None = None
     batch_id: str | None = None
     parent_task_id: str | None = None
+    # False where the server has no FactorialStatus search attribute (time-skipping server).
+    track_status: bool = True
     # Carried across continue-as-new only.
     started: bool = False
     steering: list[list[dict[str, Any]]] = Field(default_factory=list)
@@ -94,6 +96,8 @@ class TurnOutput(BaseModel):
     done: bool = False
     output: Any = None
     pending_tool_calls: list[PendingToolCall] = Field(default_factory=list)
+    # Set when the run must fail with the context above kept (e.g. max_turns ran out).
+    failure: str | None = None
 
 
 class HookInput(BaseModel):

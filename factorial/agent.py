@@ -397,8 +397,7 @@ class BaseAgent(Generic[ContextT]):
     ) -> TurnCompletion[ContextT]:
         """Run one turn with its hooks and progress events; the unit a worker runs.
 
-        Raises:
-            MaxTurnsExceeded: ``max_turns`` turns ran without a final output.
+        Check ``turns_exhausted`` afterwards: the context is kept either way.
         """
         token = execution_ctx._bind()
         try:
@@ -420,17 +419,22 @@ class BaseAgent(Generic[ContextT]):
                     agent_ctx,
                     RunCompletion("completed", agent_ctx, output=completion.output),
                 )
-            elif (
-                self.max_turns is not None
-                and agent_ctx.turn >= self.max_turns
-                and not completion.pending_tool_calls
-            ):
-                raise MaxTurnsExceeded(
-                    f"agent {self.name!r} reached max_turns={self.max_turns} without a final output"
-                )
             return completion
         finally:
             ExecutionContext._unbind(token)
+
+    def turns_exhausted(self, completion: TurnCompletion[ContextT]) -> MaxTurnsExceeded | None:
+        """The error to end the run with if ``max_turns`` ran out without a final output."""
+        if (
+            self.max_turns is None
+            or completion.is_done
+            or completion.pending_tool_calls
+            or completion.context.turn < self.max_turns
+        ):
+            return None
+        return MaxTurnsExceeded(
+            f"agent {self.name!r} reached max_turns={self.max_turns} without a final output"
+        )
 
     async def _call_hook(self, name: str, agent_ctx: ContextT, *extra: Any) -> None:
         hook = self.hooks.get(name)
@@ -517,6 +521,9 @@ class BaseAgent(Generic[ContextT]):
                 )
                 completion = await self.execute_turn(ctx, execution_ctx)
                 ctx = completion.context
+                exhausted = self.turns_exhausted(completion)
+                if exhausted is not None:
+                    raise exhausted
                 if completion.is_done:
                     ctx.output = completion.output
                     return RunCompletion("completed", ctx, output=completion.output)

@@ -14,7 +14,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
 from temporalio.client import (
     Client,
     TLSConfig,
@@ -23,9 +26,18 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDReusePolicy,
+)
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.exceptions import ApplicationError, is_cancelled_exception
+from temporalio.exceptions import (
+    ApplicationError,
+    WorkflowAlreadyStartedError,
+    is_cancelled_exception,
+)
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
@@ -113,6 +125,8 @@ class Orchestrator:
             has_api_key=self._api_key is not None,
         )
         self._client = client
+        self._search_attributes: frozenset[str] = frozenset(wire.SEARCH_ATTRIBUTES)
+        self._connected = False
         self._connect_lock = asyncio.Lock()
         self._runners: dict[str, tuple[BaseAgent[Any], AgentWorkerConfig]] = {}
         self._model_clients = ModelClients(model_api_keys, model_base_urls)
@@ -130,6 +144,9 @@ class Orchestrator:
             TemporalUnavailableError: No server answered at ``temporal_address``.
         """
         async with self._connect_lock:
+            if self._client is not None and not self._connected:
+                self._connected = True
+                self._search_attributes = await _register_search_attributes(self._client)
             if self._client is None:
                 try:
                     self._client = await Client.connect(
@@ -143,7 +160,8 @@ class Orchestrator:
                     raise TemporalUnavailableError(
                         f"no Temporal server at {self.temporal_address}: {err}"
                     ) from None
-                await _register_search_attributes(self._client)
+                self._connected = True
+                self._search_attributes = await _register_search_attributes(self._client)
         return self._client
 
     # -- agents and workers ---------------------------------------------------------------
@@ -240,6 +258,7 @@ class Orchestrator:
             created_at=task.metadata.created_at or datetime.now(UTC),
         )
         client = await self.client()
+        inp.track_status = wire.SA_STATUS in self._search_attributes
         _check_size(client, inp)
         await self._ensure_stream(inp.owner_id)
         try:
@@ -248,14 +267,13 @@ class Orchestrator:
                 inp,
                 id=task.id,
                 task_queue=agent_task_queue(agent.name, config),
-                search_attributes=_task_search_attributes(inp),
+                search_attributes=_task_search_attributes(inp, self._search_attributes),
                 static_summary=f"{agent.name} task of {inp.owner_id}",
                 static_details=f"Query: {_clip(context.query)}",
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             )
-        except RPCError as err:
-            if err.status == RPCStatusCode.ALREADY_EXISTS:
-                raise UserError(f"a task with id {task.id!r} already exists") from None
-            raise
+        except WorkflowAlreadyStartedError:
+            raise UserError(f"a task with id {task.id!r} already exists") from None
         queued = task.model_copy(update={"payload": context, "status": TaskStatus.QUEUED})
         queued._orchestrator = self
         return queued
@@ -474,8 +492,13 @@ def _read(path: str | None) -> bytes | None:
         return f.read()
 
 
-async def _register_search_attributes(client: Client) -> None:
-    """Register Factorial's search attributes if the server lets us; idempotent."""
+async def _register_search_attributes(client: Client) -> frozenset[str]:
+    """Register Factorial's search attributes if the server lets us; return those usable.
+
+    The time-skipping test server has no custom search attributes at all; Temporal Cloud
+    refuses registration from a client (an operator registers them once, see the README)
+    but lists them.
+    """
     try:
         await client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(
@@ -487,12 +510,21 @@ async def _register_search_attributes(client: Client) -> None:
             )
         )
     except RPCError:
-        # Already registered (ALREADY_EXISTS), or not allowed here (Temporal Cloud):
-        # there an operator registers them once, see the README.
-        pass
+        pass  # already registered, or not allowed here
+    try:
+        listed = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=client.namespace)
+        )
+    except RPCError as err:
+        if err.status == RPCStatusCode.UNIMPLEMENTED:
+            return frozenset()
+        return frozenset(wire.SEARCH_ATTRIBUTES)
+    return frozenset(wire.SEARCH_ATTRIBUTES) & set(listed.custom_attributes)
 
 
-def _task_search_attributes(inp: wire.TaskInput) -> TypedSearchAttributes:
+def _task_search_attributes(
+    inp: wire.TaskInput, available: frozenset[str]
+) -> TypedSearchAttributes:
     values = {
         wire.SA_OWNER: inp.owner_id,
         wire.SA_AGENT: inp.agent_name,
@@ -504,7 +536,7 @@ def _task_search_attributes(inp: wire.TaskInput) -> TypedSearchAttributes:
         [
             SearchAttributePair(SearchAttributeKey.for_keyword(name), value)
             for name, value in values.items()
-            if value
+            if value and name in available
         ]
     )
 

@@ -64,3 +64,28 @@ async def collect_events(
 def has_event(event_type: str, count: int = 1) -> Callable[[list[dict[str, Any]]], bool]:
     """``until`` predicate: ``count`` events of ``event_type`` have arrived."""
     return lambda events: sum(e["event_type"] == event_type for e in events) >= count
+
+
+_exit_status = 0
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remember the session's exit status for ``pytest_unconfigure``."""
+    global _exit_status
+    _exit_status = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Exit with pytest's own status once everything is reported and shut down.
+
+    The Temporal SDK's Rust runtime can abort the interpreter during finalization after
+    workers ran (temporalio/sdk-python#300, ``PyGILState_Release``), turning a green run into
+    exit code 134. Every server and worker is already stopped here, so skip finalization.
+    """
+    import os
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_exit_status)

