@@ -11,8 +11,6 @@ history, so a crashed worker can never send one twice.
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import builtins
 from datetime import timedelta
 from typing import Any
@@ -26,12 +24,10 @@ from temporalio.exceptions import (
     is_cancelled_exception,
 )
 
-with workflow.unsafe.imports_passed_through():
-    from temporalio.contrib.workflow_streams import PublishEntry, PublishInput
-    from temporalio.contrib.workflow_streams._stream import _PUBLISH_SIGNAL
+from workflows._emitter import StreamEmitter
 
+with workflow.unsafe.imports_passed_through():
     from factorial import events as ev
-    from factorial._ids import events_workflow_id
     from factorial._wire import (
         COMPLETE_TOOL_UPDATE,
         RUN_HOOK_ACTIVITY,
@@ -72,8 +68,10 @@ class AgentTaskWorkflow:
         self._steering: list[list[dict[str, Any]]] = list(inp.steering)
         self._pending: dict[str, PendingToolCall] = {}
         self._results: dict[str, ToolResult] = {}
-        self._outbox: list[dict[str, Any]] = []
-        self._sender: asyncio.Task[None] | None = None
+        self._events = StreamEmitter(
+            inp.owner_id,
+            {"task_id": inp.task_id, "owner_id": inp.owner_id, "agent_name": inp.agent_name},
+        )
 
     @workflow.run
     async def run(self, inp: TaskInput) -> TaskSnapshot:
@@ -318,42 +316,10 @@ class AgentTaskWorkflow:
             workflow.upsert_search_attributes([SearchAttributePair(_STATUS_KEY, status)])
 
     def _emit(self, event_type: str, **fields: Any) -> None:
-        """Queue an event for the owner's stream; a single sender keeps them in order."""
-        self._outbox.append(
-            {
-                "event_type": event_type,
-                "task_id": self._inp.task_id,
-                "owner_id": self._inp.owner_id,
-                "agent_name": self._inp.agent_name,
-                "timestamp": workflow.now().isoformat(),
-                **fields,
-            }
-        )
-        if self._sender is None or self._sender.done():
-            self._sender = asyncio.create_task(self._send_outbox())
-
-    async def _send_outbox(self) -> None:
-        stream = workflow.get_external_workflow_handle(events_workflow_id(self._inp.owner_id))
-        converter = workflow.payload_converter()
-        while self._outbox:
-            batch, self._outbox = self._outbox, []
-            entries = [
-                PublishEntry(
-                    topic=ev.EVENTS_TOPIC,
-                    data=base64.b64encode(
-                        converter.to_payloads([event])[0].SerializeToString()
-                    ).decode("ascii"),
-                )
-                for event in batch
-            ]
-            try:
-                await stream.signal(_PUBLISH_SIGNAL, PublishInput(items=entries))
-            except Exception as err:  # the stream workflow was terminated by hand
-                workflow.logger.warning("could not publish %d events: %s", len(batch), err)
+        self._events.emit(event_type, **fields)
 
     async def _drain_events(self) -> None:
-        if self._sender is not None:
-            await self._sender
+        await self._events.drain()
 
 
 def _failure_message(err: ActivityError) -> str:
