@@ -16,14 +16,17 @@ from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.publishing import TaskEventStream, sequence_base
 from factorial import events as ev
 from factorial._wire import (
     RUN_HOOK_ACTIVITY,
     RUN_TURN_ACTIVITY,
+    TASK_TURN_SIGNAL,
     HookInput,
     PendingToolCall,
+    TaskTurnReport,
     TurnInput,
     TurnOutput,
 )
@@ -128,6 +131,8 @@ class AgentActivities:
             except Exception as err:
                 _report_failure(events, err, info)
                 raise
+            if inp.report_to:
+                await _report_turn(inp.report_to, inp.task_id, completion.context.turn)
         exhausted = agent.turns_exhausted(completion)
         return TurnOutput(
             failure=f"MaxTurnsExceeded: {exhausted}" if exhausted else None,
@@ -171,6 +176,16 @@ class AgentActivities:
                 _clients=self._clients,
             )
             await agent.run_hook(inp.hook, ctx, execution_ctx, error=inp.error)
+
+
+async def _report_turn(batch_workflow_id: str, task_id: str, turns: int) -> None:
+    """Tell the task's batch how many turns it has finished (repeats are harmless)."""
+    handle = activity.client().get_workflow_handle(batch_workflow_id)
+    try:
+        await handle.signal(TASK_TURN_SIGNAL, TaskTurnReport(task_id=task_id, turns=turns))
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:  # the batch already ended
+            raise
 
 
 def _report_failure(events: EventPublisher, err: BaseException, info: activity.Info) -> None:

@@ -55,6 +55,8 @@ class TaskInput(BaseModel):
     parent_task_id: str | None = None
     # False where the server has no FactorialStatus search attribute (time-skipping server).
     track_status: bool = True
+    # The batch workflow that started this task and counts its turns (a sub-batch's id).
+    report_to: str | None = None
     # Carried across continue-as-new only.
     started: bool = False
     steering: list[list[dict[str, Any]]] = Field(default_factory=list)
@@ -85,6 +87,7 @@ class TurnInput(BaseModel):
     context: dict[str, Any]
     batch_id: str | None = None
     parent_task_id: str | None = None
+    report_to: str | None = None
     # Deferred results delivered since the last turn (for ``on_pending_tool_results``).
     resumed_results: list[ToolResult] = Field(default_factory=list)
 
@@ -148,3 +151,80 @@ class EventsInput(BaseModel):
 
     owner_id: str
     stream_state: WorkflowStreamState | None = None
+
+
+# -- batches -------------------------------------------------------------------------------
+
+BATCH_WORKFLOW = "BatchWorkflow"
+BATCH_SNAPSHOT_QUERY = "batch_snapshot"
+ADD_CHUNK_UPDATE = "add_chunk"
+TASK_TURN_SIGNAL = "task_turn"
+SUB_PROGRESS_SIGNAL = "sub_batch_progress"
+
+
+class BatchInput(BaseModel):
+    """Input of ``BatchWorkflow``: a root (``chunk_count`` > 0) or a leaf (``payloads`` set)."""
+
+    batch_id: str  # the public batch id (the root's workflow id)
+    owner_id: str
+    agent_name: str
+    task_queue: str
+    total_tasks: int
+    policy: TurnPolicy = Field(default_factory=TurnPolicy)
+    max_turns: int | None = None
+    created_at: datetime | None = None
+    parent_task_id: str | None = None
+    track_status: bool = True
+    # Leaf: its tasks' payloads, the batch index of the first, and whom to report to.
+    payloads: list[dict[str, Any]] | None = None
+    first_index: int = 0
+    chunk_index: int = 0
+    report_to: str | None = None
+    # Root: how many chunks of payloads ``add_chunk`` will deliver.
+    chunk_count: int = 0
+
+
+class BatchChunk(BaseModel):
+    """Update input: one chunk of a large batch's payloads."""
+
+    index: int
+    first_index: int
+    payloads: list[dict[str, Any]]
+
+
+class TaskTurnReport(BaseModel):
+    """Signal from a turn activity to its batch: this task has finished ``turns`` turns."""
+
+    task_id: str
+    turns: int
+
+
+class BatchCounts(BaseModel):
+    """Progress counters of a batch or of one sub-batch."""
+
+    done_units: int = 0
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    terminal_indices: list[int] = Field(default_factory=list)
+
+
+class SubBatchProgress(BaseModel):
+    """Signal from a sub-batch to its root: its latest counters (absolute, so idempotent)."""
+
+    chunk: int
+    counts: BatchCounts
+
+
+class BatchSnapshot(BaseModel):
+    """The batch's state, answered by query and returned when it ends."""
+
+    batch_id: str
+    owner_id: str
+    agent_name: str
+    status: str
+    total_tasks: int
+    max_progress: int
+    counts: BatchCounts
+    created_at: datetime | None = None
+    parent_task_id: str | None = None

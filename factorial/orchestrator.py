@@ -43,12 +43,13 @@ from temporalio.worker import Worker
 
 from activities.publishing import ensure_events_workflow
 from factorial import _wire as wire
-from factorial._ids import validate_id
+from factorial._ids import new_batch_id, validate_id
 from factorial._subscriptions import OwnerFeed
 from factorial.agent import BaseAgent
 from factorial.context import AgentContext
 from factorial.errors import (
     AgentNotRegisteredError,
+    BatchNotFoundError,
     InvalidPayloadError,
     PayloadTooLargeError,
     TaskCancelledError,
@@ -59,9 +60,11 @@ from factorial.errors import (
     UserError,
 )
 from factorial.models import ModelClients
-from factorial.task import Task, TaskStatus
+from factorial.task import Batch, BatchMetadata, Task, TaskStatus
 from factorial.tools import format_tool_output
 from factorial.worker import AgentWorkerConfig, agent_task_queue, build_workers
+from workflows.batch import search_attributes as batch_search_attributes
+from workflows.batch import task_id_of
 
 #: Temporal rejects payloads over 2 MiB; keep room for the envelope.
 MAX_PAYLOAD_BYTES = 2 * 1024 * 1024 - 64 * 1024
@@ -92,6 +95,8 @@ class Orchestrator:
         model_api_keys: Model provider keys by provider (``{"openai": "sk-..."}``); the
             environment (``OPENAI_API_KEY``, ...) fills in the rest.
         model_base_urls: Model provider base URLs by provider.
+        batch_chunk_size: Tasks per leaf of a batch's tree (see ``workflows.batch``); a
+            batch of more tasks is split into leaves of this size.
 
     Example:
         >>> orchestrator = Orchestrator(temporal_address="localhost:7233")
@@ -112,6 +117,7 @@ class Orchestrator:
         client: Client | None = None,
         model_api_keys: dict[str, str] | None = None,
         model_base_urls: dict[str, str] | None = None,
+        batch_chunk_size: int = 200,
     ) -> None:
         env = os.environ
         self.temporal_address = temporal_address or env.get("TEMPORAL_ADDRESS", "localhost:7233")
@@ -134,6 +140,9 @@ class Orchestrator:
         self._worker_tasks: list[asyncio.Task[None]] = []
         self._streams_ready: set[str] = set()
         self._feeds: dict[str, OwnerFeed] = {}
+        if batch_chunk_size < 1:
+            raise UserError("batch_chunk_size must be at least 1")
+        self.batch_chunk_size = batch_chunk_size
 
     # -- connection ----------------------------------------------------------------------
 
@@ -393,6 +402,154 @@ class Orchestrator:
                 return False
             raise
 
+    # -- batches -------------------------------------------------------------------------
+
+    async def enqueue_batch(
+        self,
+        agent: BaseAgent[Any],
+        owner_id: str,
+        payloads: Sequence[AgentContext | dict[str, Any]],
+    ) -> Batch:
+        """Start one task of ``agent`` per payload, tracked together as a batch.
+
+        Every payload is validated first: on any error nothing is started.
+
+        Raises:
+            AgentNotRegisteredError: The agent is not registered here.
+            InvalidPayloadError: No payloads, or one does not validate (its index is named).
+            InvalidIdError: The owner id is not usable as part of a workflow id.
+            PayloadTooLargeError: One payload is larger than Temporal accepts.
+        """
+        config = self._config_of(agent)
+        validate_id(owner_id, "owner id")
+        if not payloads:
+            raise InvalidPayloadError("a batch needs at least one payload")
+        contexts = []
+        for index, payload in enumerate(payloads):
+            try:
+                contexts.append(agent.validate_payload(payload).model_dump(mode="json"))
+            except InvalidPayloadError as err:
+                raise InvalidPayloadError(f"payload {index}: {err}") from None
+        client = await self.client()
+        chunks = _chunk(client, contexts, self.batch_chunk_size)
+        batch_id = new_batch_id()
+        inp = wire.BatchInput(
+            batch_id=batch_id,
+            owner_id=owner_id,
+            agent_name=agent.name,
+            task_queue=agent_task_queue(agent.name, config),
+            total_tasks=len(contexts),
+            policy=config.turn_policy(),
+            max_turns=agent.max_turns,
+            created_at=datetime.now(UTC),
+            track_status=wire.SA_STATUS in self._search_attributes,
+            payloads=chunks[0] if len(chunks) == 1 else None,
+            chunk_count=len(chunks) if len(chunks) > 1 else 0,
+        )
+        await self._ensure_stream(owner_id)
+        handle = await client.start_workflow(
+            wire.BATCH_WORKFLOW,
+            inp,
+            id=batch_id,
+            task_queue=inp.task_queue,
+            search_attributes=batch_search_attributes(inp, "active"),
+            static_summary=f"batch of {len(contexts)} {agent.name} tasks for {owner_id}",
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+        if len(chunks) > 1:
+            first = 0
+            for index, chunk in enumerate(chunks):
+                await handle.execute_update(
+                    wire.ADD_CHUNK_UPDATE,
+                    wire.BatchChunk(index=index, first_index=first, payloads=chunk),
+                )
+                first += len(chunk)
+        return self._batch_from(
+            wire.BatchSnapshot(
+                batch_id=batch_id,
+                owner_id=owner_id,
+                agent_name=agent.name,
+                status="active",
+                total_tasks=inp.total_tasks,
+                max_progress=(agent.max_turns or 1) * inp.total_tasks,
+                counts=wire.BatchCounts(),
+                created_at=inp.created_at,
+            )
+        )
+
+    async def get_batch(self, batch_id: str) -> Batch:
+        """The batch's tasks, progress and status.
+
+        Raises:
+            BatchNotFoundError: No such batch.
+        """
+        handle, description = await self._describe_batch(batch_id)
+        try:
+            snapshot = await handle.query(wire.BATCH_SNAPSHOT_QUERY, result_type=wire.BatchSnapshot)
+        except RPCError:
+            if description.status != WorkflowExecutionStatus.COMPLETED:
+                raise
+            snapshot = await handle.result()
+        return self._batch_from(snapshot)
+
+    async def cancel_batch(self, batch_id: str) -> Batch:
+        """Cancel every task of the batch still running (and any not started yet).
+
+        Emits ``batch_cancelled`` once and returns the updated batch; a batch that has
+        already ended is returned as it is.
+
+        Raises:
+            BatchNotFoundError: No such batch.
+        """
+        handle, description = await self._describe_batch(batch_id)
+        if description.status == WorkflowExecutionStatus.RUNNING:
+            try:
+                await handle.cancel()
+            except RPCError as err:
+                if err.status != RPCStatusCode.NOT_FOUND:
+                    raise
+            try:
+                await handle.result()
+            except WorkflowFailureError:
+                pass  # cancelled, as asked
+        return await self.get_batch(batch_id)
+
+    def _batch_from(self, snapshot: wire.BatchSnapshot) -> Batch:
+        task_ids = [task_id_of(snapshot.batch_id, i) for i in range(snapshot.total_tasks)]
+        terminal = set(snapshot.counts.terminal_indices)
+        status = snapshot.status
+        return Batch(
+            id=snapshot.batch_id,
+            task_ids=task_ids,
+            remaining_task_ids=[]
+            if status != "active"
+            else [t for i, t in enumerate(task_ids) if i not in terminal],
+            progress=100.0
+            if status == "completed"
+            else round(100.0 * snapshot.counts.done_units / max(1, snapshot.max_progress), 2),
+            metadata=BatchMetadata(
+                owner_id=snapshot.owner_id,
+                created_at=snapshot.created_at,
+                total_tasks=snapshot.total_tasks,
+                max_progress=snapshot.max_progress,
+                status=status,
+                parent_id=snapshot.parent_task_id,
+            ),
+        )
+
+    async def _describe_batch(self, batch_id: str) -> tuple[WorkflowHandle[Any, Any], Any]:
+        validate_id(batch_id, "batch id")
+        handle = (await self.client()).get_workflow_handle(batch_id, result_type=wire.BatchSnapshot)
+        try:
+            description = await handle.describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise BatchNotFoundError(f"no batch with id {batch_id!r}") from None
+            raise
+        if description.workflow_type != wire.BATCH_WORKFLOW:
+            raise BatchNotFoundError(f"{batch_id!r} is not a batch")
+        return handle, description
+
     # -- events --------------------------------------------------------------------------
 
     async def subscribe_to_updates(
@@ -541,13 +698,38 @@ def _task_search_attributes(
     )
 
 
-def _check_size(client: Client, inp: wire.TaskInput) -> None:
-    payload = client.data_converter.payload_converter.to_payloads([inp])[0]
-    if payload.ByteSize() > MAX_PAYLOAD_BYTES:
+def _size(client: Client, value: Any) -> int:
+    return client.data_converter.payload_converter.to_payloads([value])[0].ByteSize()
+
+
+def _check_size(client: Client, inp: Any) -> None:
+    size = _size(client, inp)
+    if size > MAX_PAYLOAD_BYTES:
         raise PayloadTooLargeError(
-            f"payload of {payload.ByteSize():,} bytes is over the {MAX_PAYLOAD_BYTES:,}-byte "
+            f"payload of {size:,} bytes is over the {MAX_PAYLOAD_BYTES:,}-byte "
             "limit of one Temporal message; store large data elsewhere and pass a reference"
         )
+
+
+def _chunk(
+    client: Client, contexts: list[dict[str, Any]], chunk_size: int
+) -> list[list[dict[str, Any]]]:
+    """Split payloads into chunks of at most ``chunk_size`` items and ~1 MiB each."""
+    budget = MAX_PAYLOAD_BYTES // 2
+    chunks: list[list[dict[str, Any]]] = [[]]
+    used = 0
+    for index, context in enumerate(contexts):
+        size = _size(client, context)
+        if size > MAX_PAYLOAD_BYTES:
+            raise PayloadTooLargeError(
+                f"payload {index} is {size:,} bytes, over the {MAX_PAYLOAD_BYTES:,}-byte limit"
+            )
+        if chunks[-1] and (len(chunks[-1]) >= chunk_size or used + size > budget):
+            chunks.append([])
+            used = 0
+        chunks[-1].append(context)
+        used += size
+    return chunks
 
 
 def _turn_in_backoff(description: Any) -> bool:

@@ -21,7 +21,7 @@ from activities.turn import AgentActivities
 from factorial._wire import TurnPolicy
 from factorial.agent import BaseAgent
 from factorial.models import ModelClients
-from workflows import AgentTaskWorkflow, OwnerEventsWorkflow
+from workflows import AgentTaskWorkflow, BatchWorkflow, OwnerEventsWorkflow
 
 
 class AgentWorkerConfig(BaseModel):
@@ -98,7 +98,7 @@ def build_workers(
         Worker(
             client,
             task_queue=agent_task_queue(name, config),
-            workflows=[AgentTaskWorkflow],
+            workflows=[AgentTaskWorkflow, BatchWorkflow],
             activities=[activities.run_turn, activities.run_hook],
             max_concurrent_activities=config.max_concurrent_turns,
             max_concurrent_workflow_tasks=config.max_concurrent_tasks,

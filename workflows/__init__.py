@@ -1,6 +1,7 @@
 """Temporal workflow definitions. Deterministic code only: no I/O, clocks or randomness."""
 
 from workflows.agent_task import AgentTaskWorkflow
+from workflows.batch import BatchWorkflow
 from workflows.owner_events import OwnerEventsWorkflow
 
-__all__ = ["AgentTaskWorkflow", "OwnerEventsWorkflow"]
+__all__ = ["AgentTaskWorkflow", "BatchWorkflow", "OwnerEventsWorkflow"]

@@ -172,6 +172,7 @@ class AgentTaskWorkflow:
                 context=self._context,
                 batch_id=self._inp.batch_id,
                 parent_task_id=self._inp.parent_task_id,
+                report_to=self._inp.report_to,
                 resumed_results=resumed,
             ),
             result_type=TurnOutput,
