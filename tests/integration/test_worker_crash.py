@@ -1,0 +1,186 @@
+"""A worker process killed in the middle of a turn: another one finishes the task, once.
+
+Worker process A (``crash_worker_app``) runs turn 0 (a tool call) and starts turn 1, whose
+model call takes a few seconds; the test SIGKILLs A during it. The turn's heartbeat times
+out, Temporal retries it on worker process B, and the task completes. Subscribers must see
+every lifecycle event exactly once: one ``run_started``, one ``agent_output``, one
+``run_completed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from temporalio.api.enums.v1 import EventType, PendingActivityState, TimeoutType
+
+from factorial import AgentContext, Orchestrator
+from factorial._wire import RUN_TURN_ACTIVITY
+from factorial.devserver import DevServer
+from tests.conftest import has_event
+from tests.integration.crash_worker_app import FINAL_ANSWER, WORKER_CONFIG, build_agent
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Start a worker process of ``crash_worker_app``; its output goes to ``log_path``."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "tests.integration.crash_worker_app"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def stop_process(process: subprocess.Popen[bytes], *, kill: bool = True) -> None:
+    """SIGKILL (or SIGTERM) one process we started and reap it."""
+    if process.poll() is None:
+        if kill:
+            process.kill()
+        else:
+            process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def log_tail(path: Path, lines: int = 40) -> str:
+    if not path.exists():
+        return "(no log)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+async def wait_for_turn_started(
+    orch: Orchestrator, task_id: str, turn: int, worker: subprocess.Popen[bytes], log: Path
+) -> None:
+    """Poll until the task runs turn ``turn`` and its activity has started on a worker."""
+    handle = (await orch.client()).get_workflow_handle(task_id)
+    while True:
+        assert worker.poll() is None, f"worker A exited early:\n{log_tail(log)}"
+        data = await orch.get_task_data(task_id)
+        if data is not None and data["status"] == "processing" and data["turn"] == turn:
+            description = await handle.describe()
+            if any(
+                pending.activity_type.name == RUN_TURN_ACTIVITY
+                and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+                for pending in description.raw_description.pending_activities
+            ):
+                return
+        await asyncio.sleep(0.05)
+
+
+async def collect_settled(
+    orch: Orchestrator,
+    owner_id: str,
+    until: Callable[[list[dict[str, Any]]], bool],
+    *,
+    settle: float = 2.0,
+    timeout: float = 30.0,
+) -> list[dict[str, Any]]:
+    """Events of ``owner_id`` until ``until(events)``, plus whatever arrives ``settle`` s later."""
+    events: list[dict[str, Any]] = []
+    reached = asyncio.Event()
+
+    async def read() -> None:
+        async for event in orch.subscribe_to_updates(owner_id):
+            events.append(event)
+            if until(events):
+                reached.set()
+
+    reader = asyncio.create_task(read())
+    waiter = asyncio.create_task(reached.wait())
+    try:
+        done, _ = await asyncio.wait(
+            {reader, waiter}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        if reader in done:
+            reader.result()  # re-raises a subscription error
+        assert waiter in done, f"condition not reached within {timeout}s; got {events}"
+        await asyncio.sleep(settle)
+    finally:
+        for task in (reader, waiter):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+    return events
+
+
+async def test_worker_killed_mid_turn_finishes_once(
+    temporal_server: DevServer, unique: Callable[[str], str], tmp_path: Path
+) -> None:
+    agent_name = unique("crash_adder")
+    owner = unique("owner")
+    env = {
+        **os.environ,
+        "TEMPORAL_ADDRESS": temporal_server.address,
+        "CRASH_AGENT_NAME": agent_name,
+    }
+    log_a, log_b = tmp_path / "worker_a.log", tmp_path / "worker_b.log"
+    agent = build_agent(agent_name)
+    orch = Orchestrator(temporal_address=temporal_server.address)
+    orch.register_runner(agent=agent, agent_worker_config=WORKER_CONFIG)  # no workers here
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        worker_a = start_worker(env, log_a)
+        processes.append(worker_a)
+        task = await orch.enqueue_task(
+            agent=agent, owner_id=owner, payload=AgentContext(query="What is 2 + 3?")
+        )
+
+        await asyncio.wait_for(wait_for_turn_started(orch, task.id, 1, worker_a, log_a), 45)
+        stop_process(worker_a)  # SIGKILL in the middle of turn 1's model call
+        assert worker_a.returncode == -9
+
+        worker_b = start_worker(env, log_b)
+        processes.append(worker_b)
+        try:
+            result = await asyncio.wait_for(task.result(), 45)
+        except TimeoutError:
+            raise AssertionError(f"task did not finish on worker B:\n{log_tail(log_b)}") from None
+        assert result == FINAL_ANSWER
+
+        # The killed attempt really was lost and retried after its heartbeat timed out.
+        history = await (await orch.client()).get_workflow_handle(task.id).fetch_history()
+        started = [
+            e.activity_task_started_event_attributes
+            for e in history.events
+            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+        ]
+        retried = [s for s in started if s.attempt > 1]
+        assert len(retried) == 1, [s.attempt for s in started]
+        timeout_info = retried[0].last_failure.timeout_failure_info
+        assert timeout_info.timeout_type == TimeoutType.TIMEOUT_TYPE_HEARTBEAT
+
+        events = await collect_settled(orch, owner, has_event("run_completed"))
+    finally:
+        for process in processes:
+            stop_process(process, kill=False)
+        await orch.close()
+
+    assert all(e["task_id"] == task.id for e in events)
+    types = [e["event_type"] for e in events]
+    assert types.count("run_started") == 1, types
+    assert types.count("agent_output") == 1, types
+    assert types.count("run_completed") == 1, types
+    assert "run_failed" not in types and "run_cancelled" not in types, types
+    assert types[0] == "run_started", types
+    assert types[-2:] == ["agent_output", "run_completed"], types
+    # Turn 1 ran twice (the lost attempt may not have flushed its events before the kill).
+    assert types.count("progress_update_completion_started") in (2, 3), types
+    assert types.count("progress_update_run_turn_completed") == 2, types
+    output = next(e for e in events if e["event_type"] == "agent_output")
+    assert output["data"] == FINAL_ANSWER
+    assert output["turn"] == 2
