@@ -1,4 +1,4 @@
-"""The two contexts an agent sees: the persisted ``AgentContext`` and the per-run ``ExecutionContext``."""
+"""The contexts an agent sees: the persisted ``AgentContext``, the per-run ``ExecutionContext``."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ import asyncio
 import os
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.api.enums.v1 import IndexedValueType
@@ -25,6 +25,7 @@ from temporalio.client import (
     WorkflowFailureError,
     WorkflowHandle,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import (
     SearchAttributeKey,
@@ -66,6 +67,9 @@ from factorial.worker import AgentWorkerConfig, agent_task_queue, build_workers
 from workflows.batch import search_attributes as batch_search_attributes
 from workflows.batch import task_id_of
 
+#: How long a query or an update waits for a worker before giving up.
+_QUERY_TIMEOUT = timedelta(seconds=10)
+_UPDATE_TIMEOUT = timedelta(seconds=30)
 #: Temporal rejects payloads over 2 MiB; keep room for the envelope.
 MAX_PAYLOAD_BYTES = 2 * 1024 * 1024 - 64 * 1024
 
@@ -316,7 +320,16 @@ class Orchestrator:
         closed = _CLOSED_STATUS.get(description.status)  # type: ignore[arg-type]
         if closed is not None:
             return closed
-        snapshot = await handle.query(wire.SNAPSHOT_QUERY, result_type=wire.TaskSnapshot)
+        try:
+            snapshot = await handle.query(
+                wire.SNAPSHOT_QUERY, result_type=wire.TaskSnapshot, rpc_timeout=_QUERY_TIMEOUT
+            )
+        except RPCError:
+            # No worker answered: fall back to the status the task last indexed.
+            indexed = description.typed_search_attributes.get(
+                SearchAttributeKey.for_keyword(wire.SA_STATUS)
+            )
+            return TaskStatus(indexed) if indexed else TaskStatus.QUEUED
         status = TaskStatus(snapshot.status)
         if status == TaskStatus.PROCESSING and _turn_in_backoff(description):
             return TaskStatus.BACKOFF
@@ -332,7 +345,9 @@ class Orchestrator:
         """
         handle, description = await self._describe_task(task_id)
         try:
-            snapshot = await handle.query(wire.SNAPSHOT_QUERY, result_type=wire.TaskSnapshot)
+            snapshot = await handle.query(
+                wire.SNAPSHOT_QUERY, result_type=wire.TaskSnapshot, rpc_timeout=_QUERY_TIMEOUT
+            )
         except RPCError:
             if description.status != WorkflowExecutionStatus.COMPLETED:
                 return None
@@ -370,9 +385,15 @@ class Orchestrator:
         """
         handle, _ = await self._describe_task(task_id)
         try:
-            await handle.execute_update(wire.STEER_UPDATE, wire.SteerInput(messages=list(messages)))
+            await handle.execute_update(
+                wire.STEER_UPDATE,
+                wire.SteerInput(messages=list(messages)),
+                rpc_timeout=_UPDATE_TIMEOUT,
+            )
         except WorkflowUpdateFailedError as err:
             raise _update_error(err) from None
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            raise _no_worker(task_id, "steering") from None
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
                 raise TaskStateError(f"task {task_id} has already ended") from None
@@ -394,9 +415,12 @@ class Orchestrator:
                     tool_call_id=tool_call_id, result=format_tool_output(result)
                 ),
                 result_type=bool,
+                rpc_timeout=_UPDATE_TIMEOUT,
             )
         except WorkflowUpdateFailedError:
             return False
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            raise _no_worker(task_id, "deferred tool result") from None
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
                 return False
@@ -738,6 +762,13 @@ def _turn_in_backoff(description: Any) -> bool:
         if pending.attempt > 1 and pending.state == 1:  # PENDING_ACTIVITY_STATE_SCHEDULED
             return True
     return False
+
+
+def _no_worker(task_id: str, what: str) -> TaskStateError:
+    return TaskStateError(
+        f"no worker took the {what} for task {task_id} within {_UPDATE_TIMEOUT.seconds}s; "
+        "is a worker for its agent running? It may still be applied when one starts"
+    )
 
 
 def _update_error(err: WorkflowUpdateFailedError) -> Exception:

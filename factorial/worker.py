@@ -105,7 +105,7 @@ def build_workers(
             workflow_runner=runner,
             # Deliver cancellation to a running turn within about a second.
             default_heartbeat_throttle_interval=timedelta(seconds=1),
-            max_heartbeat_throttle_interval=timedelta(seconds=5),
+            max_heartbeat_throttle_interval=timedelta(seconds=2),
             graceful_shutdown_timeout=timedelta(seconds=5),
         )
         for name, (_, config) in runners.items()

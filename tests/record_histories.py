@@ -1,16 +1,24 @@
-"""Record task workflow histories for the replay tests: ``python -m tests.record_histories``.
+"""Record workflow histories for the replay tests: ``python -m tests.record_histories``.
 
-Starts a local dev server, runs three scripted tasks and writes their histories to
-``tests/histories/``:
+Starts a local dev server, runs three scripted tasks and three scripted batches and writes
+their histories to ``tests/histories/``:
 
 * ``agent_task_basic.json``: a tool call, then a final reply.
 * ``agent_task_steer_deferred.json``: a deferred tool call; while the task waits for its
   result it is steered, then the result arrives and the next turn answers.
 * ``agent_task_cancelled.json``: cancelled while a slow turn runs.
+* ``batch_leaf.json``: a batch of three tasks (``max_turns=2``: a tool call, then a reply)
+  small enough to be a single leaf, its own root.
+* ``batch_root.json`` and ``batch_root_part0.json``: a batch of five tasks split into leaves
+  of two (``batch_chunk_size=2``): the root, which gets its payloads by ``add_chunk`` updates,
+  and its first leaf, which reports its progress to the root.
+* ``batch_cancelled.json``: a batch cancelled with ``cancel_batch`` while its tasks run slow
+  turns.
 
-Each task's id is its file's name, so ``WorkflowHistory.from_json(path.stem, ...)`` gets the
-real workflow id back. ``tests/integration/test_replay.py`` also calls ``record_all`` to record
-fresh histories against the current code.
+A task's id is its file's name; a batch's id is random (``batch-<hex>``), and its first leaf's
+is ``{batch_id}-part0``. ``load_history`` takes the workflow id from the history's started
+event, so a replay runs under the id the workflow really had. ``tests/integration/
+test_replay.py`` also calls ``record_all`` to record fresh histories against the current code.
 """
 
 from __future__ import annotations
@@ -23,23 +31,35 @@ from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import WorkflowHistory
+from temporalio.service import RPCError, RPCStatusCode
 
 from factorial import (
     Agent,
     AgentContext,
     Orchestrator,
     TaskCancelledError,
+    TaskStatus,
     deferred_tool,
 )
 from factorial._wire import RUN_TURN_ACTIVITY
 from factorial.devserver import DevServer
 from factorial.testing import ScriptedModel, call_tool, reply
+from workflows.batch import leaf_id_of
 
 HISTORIES_DIR = Path(__file__).resolve().parent / "histories"
 BASIC = "agent_task_basic"
 STEER_DEFERRED = "agent_task_steer_deferred"
 CANCELLED = "agent_task_cancelled"
-SCENARIOS = (BASIC, STEER_DEFERRED, CANCELLED)
+BATCH_LEAF = "batch_leaf"
+BATCH_ROOT = "batch_root"
+BATCH_ROOT_PART0 = "batch_root_part0"
+BATCH_CANCELLED = "batch_cancelled"
+TASK_SCENARIOS = (BASIC, STEER_DEFERRED, CANCELLED)
+BATCH_SCENARIOS = (BATCH_LEAF, BATCH_ROOT, BATCH_CANCELLED)
+# Every recorded history (one file each); the chunked batch records its root and a leaf.
+SCENARIOS = (*TASK_SCENARIOS, BATCH_LEAF, BATCH_ROOT, BATCH_ROOT_PART0, BATCH_CANCELLED)
+CANCELED_SCENARIOS = frozenset({CANCELLED, BATCH_CANCELLED})
+BATCH_CHUNK_SIZE = 2
 STEERING_MESSAGE = {"role": "user", "content": "Please also say thank you."}
 _WAIT = 30.0
 
@@ -81,7 +101,25 @@ def build_agents(prefix: str) -> dict[str, Agent]:
             instructions="You think slowly.",
             model=ScriptedModel([reply("never sent", delay=120)]),
         ),
+        BATCH_LEAF: _batch_agent(f"{prefix}_batch_leaf"),
+        BATCH_ROOT: _batch_agent(f"{prefix}_batch_root"),
+        BATCH_CANCELLED: Agent(
+            name=f"{prefix}_batch_cancelled",
+            instructions="You think slowly.",
+            model=ScriptedModel([reply("never sent", delay=120)]),
+        ),
     }
+
+
+def _batch_agent(name: str) -> Agent:
+    """Two turns per task: a tool call, then a final reply."""
+    return Agent(
+        name=name,
+        instructions="You add numbers.",
+        tools=[add],
+        max_turns=2,
+        model=ScriptedModel([call_tool("add", a=2, b=3), reply("2 + 3 = 5")]),
+    )
 
 
 async def _poll(check: Callable[[], Awaitable[bool]], what: str) -> None:
@@ -128,20 +166,25 @@ async def run_steer_deferred(orch: Orchestrator, agent: Agent, task_id: str, own
     assert messages[3] == STEERING_MESSAGE
 
 
+async def _turn_running(orch: Orchestrator, task_id: str) -> bool:
+    """Whether the task's turn activity has started (and not ended)."""
+    try:
+        description = await (await orch.client()).get_workflow_handle(task_id).describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:  # a batch's child not started yet
+            return False
+        raise
+    return any(
+        pending.activity_type.name == RUN_TURN_ACTIVITY
+        and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+        for pending in description.raw_description.pending_activities
+    )
+
+
 async def run_cancelled(orch: Orchestrator, agent: Agent, task_id: str, owner: str) -> None:
     """Cancelled while its first (slow) turn runs."""
     await _enqueue(orch, agent, task_id, owner, "Think about it.")
-    handle = (await orch.client()).get_workflow_handle(task_id)
-
-    async def turn_running() -> bool:
-        description = await handle.describe()
-        return any(
-            pending.activity_type.name == RUN_TURN_ACTIVITY
-            and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
-            for pending in description.raw_description.pending_activities
-        )
-
-    await _poll(turn_running, "the slow turn to start")
+    await _poll(lambda: _turn_running(orch, task_id), "the slow turn to start")
     await orch.cancel_task(task_id)
     try:
         await asyncio.wait_for(orch.get_task_result(task_id), _WAIT)
@@ -154,23 +197,83 @@ async def run_cancelled(orch: Orchestrator, agent: Agent, task_id: str, owner: s
 _RUNNERS = {BASIC: run_basic, STEER_DEFERRED: run_steer_deferred, CANCELLED: run_cancelled}
 
 
+async def _batch_result(orch: Orchestrator, batch_id: str) -> None:
+    """Wait until the batch has completed, then check every task answered."""
+    handle = (await orch.client()).get_workflow_handle(batch_id)
+    await asyncio.wait_for(handle.result(), _WAIT)
+    batch = await orch.get_batch(batch_id)
+    assert batch.metadata.status == "completed" and batch.progress == 100.0, batch
+    for task_id in batch.task_ids:
+        assert await orch.get_task_result(task_id) == "2 + 3 = 5", task_id
+
+
+async def run_batch_leaf(orch: Orchestrator, agent: Agent, owner: str) -> dict[str, str]:
+    """Three two-turn tasks in one leaf (the batch is its own root)."""
+    payloads = [AgentContext(query=f"What is 2 + 3? ({i})") for i in range(3)]
+    batch = await orch.enqueue_batch(agent=agent, owner_id=owner, payloads=payloads)
+    assert batch.metadata.max_progress == 6, batch
+    await _batch_result(orch, batch.id)
+    return {BATCH_LEAF: batch.id}
+
+
+async def run_batch_root(orch: Orchestrator, agent: Agent, owner: str) -> dict[str, str]:
+    """Five two-turn tasks in leaves of two: a root with three leaves."""
+    # A second orchestrator on the same client only enqueues; ``orch``'s workers run it all.
+    chunked = Orchestrator(client=await orch.client(), batch_chunk_size=BATCH_CHUNK_SIZE)
+    chunked.register_runner(agent=agent)  # the default config, as in ``record_all``
+    try:
+        payloads = [AgentContext(query=f"What is 2 + 3? ({i})") for i in range(5)]
+        batch = await chunked.enqueue_batch(agent=agent, owner_id=owner, payloads=payloads)
+    finally:
+        await chunked.close()
+    assert len(batch.task_ids) == 5 and batch.metadata.max_progress == 10, batch
+    await _batch_result(orch, batch.id)
+    return {BATCH_ROOT: batch.id, BATCH_ROOT_PART0: leaf_id_of(batch.id, 0)}
+
+
+async def run_batch_cancelled(orch: Orchestrator, agent: Agent, owner: str) -> dict[str, str]:
+    """Cancelled with ``cancel_batch`` while every task's first (slow) turn runs."""
+    payloads = [AgentContext(query=f"Think about it. ({i})") for i in range(2)]
+    batch = await orch.enqueue_batch(agent=agent, owner_id=owner, payloads=payloads)
+    for task_id in batch.task_ids:
+        await _poll(lambda t=task_id: _turn_running(orch, t), f"the slow turn of {task_id}")
+    cancelled = await asyncio.wait_for(orch.cancel_batch(batch.id), _WAIT)
+    assert cancelled.metadata.status == "cancelled", cancelled
+    for task_id in batch.task_ids:
+        assert await orch.get_task_status(task_id) == TaskStatus.CANCELLED, task_id
+    return {BATCH_CANCELLED: batch.id}
+
+
+_BATCH_RUNNERS = {
+    BATCH_LEAF: run_batch_leaf,
+    BATCH_ROOT: run_batch_root,
+    BATCH_CANCELLED: run_batch_cancelled,
+}
+
+
 async def record_all(
     orch: Orchestrator, *, prefix: str = "replay", owner: str = "replay-owner", id_suffix: str = ""
 ) -> dict[str, WorkflowHistory]:
     """Run every scenario on ``orch`` (its workers are started here) and fetch the histories.
 
-    Task ids are ``{scenario}{id_suffix}``; the result maps scenario names to histories.
+    Task ids are ``{scenario}{id_suffix}`` and batch ids are random; the result maps the
+    names in ``SCENARIOS`` to histories (each carrying its real workflow id).
     """
     agents = build_agents(prefix)
     for agent in agents.values():
         orch.register_runner(agent=agent)
     await orch.start_workers()
     client = await orch.client()
-    histories: dict[str, WorkflowHistory] = {}
+    workflow_ids: dict[str, str] = {}
     for scenario, runner in _RUNNERS.items():
         task_id = f"{scenario}{id_suffix}"
         await runner(orch, agents[scenario], task_id, owner)
-        history = await client.get_workflow_handle(task_id).fetch_history()
+        workflow_ids[scenario] = task_id
+    for scenario, batch_runner in _BATCH_RUNNERS.items():
+        workflow_ids.update(await batch_runner(orch, agents[scenario], owner))
+    histories: dict[str, WorkflowHistory] = {}
+    for scenario, workflow_id in workflow_ids.items():
+        history = await client.get_workflow_handle(workflow_id).fetch_history()
         _check_closed(scenario, history)
         histories[scenario] = history
     return histories
@@ -179,7 +282,7 @@ async def record_all(
 def _check_closed(scenario: str, history: WorkflowHistory) -> None:
     expected = (
         EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED
-        if scenario == CANCELLED
+        if scenario in CANCELED_SCENARIOS
         else EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
     )
     last = history.events[-1].event_type
@@ -187,8 +290,14 @@ def _check_closed(scenario: str, history: WorkflowHistory) -> None:
 
 
 def load_history(path: Path) -> WorkflowHistory:
-    """A recorded history; its workflow id is the file's stem."""
-    return WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
+    """A recorded history, under the workflow id its started event names (else the file's stem).
+
+    The id matters: a workflow sees it (``workflow.info().workflow_id``), and a batch passes
+    it to its tasks and leaves.
+    """
+    data = json.loads(path.read_text())
+    started = data["events"][0].get("workflowExecutionStartedEventAttributes", {})
+    return WorkflowHistory.from_json(started.get("workflowId") or path.stem, data)
 
 
 async def main() -> None:

@@ -11,7 +11,7 @@ history, so a crashed worker can never send one twice.
 
 from __future__ import annotations
 
-import builtins
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -20,8 +20,10 @@ from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributePa
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
-    TimeoutError,
     is_cancelled_exception,
+)
+from temporalio.exceptions import (
+    TimeoutError as TemporalTimeoutError,
 )
 
 from workflows._emitter import StreamEmitter
@@ -83,12 +85,14 @@ class AgentTaskWorkflow:
                 self._apply_steering()
                 out = await self._run_turn(resumed)
                 self._context = out.context
+                _raise_if_cancel_requested()
                 if out.failure:
                     await self._finish_failed(out.failure)
                     raise ApplicationError(out.failure, type="AgentRunFailed", non_retryable=True)
                 if out.done:
                     return await self._finish_completed(out.output)
                 resumed = await self._wait_for_tools(out.pending_tool_calls)
+                _raise_if_cancel_requested()
                 if not resumed and self._history_is_large():
                     await self._continue_as_new()
         except BaseException as err:
@@ -205,7 +209,7 @@ class AgentTaskWorkflow:
                         lambda cid=call.tool_call_id: cid in self._results,
                         timeout=timedelta(seconds=remaining),
                     )
-                except builtins.TimeoutError:
+                except TimeoutError:
                     pass
             if call.tool_call_id not in self._results:
                 self._results[call.tool_call_id] = ToolResult(
@@ -323,10 +327,20 @@ class AgentTaskWorkflow:
         await self._events.drain()
 
 
+def _raise_if_cancel_requested() -> None:
+    """Honour a cancel request that arrived while a turn finished anyway.
+
+    With ``WAIT_CANCELLATION_COMPLETED`` a turn that completes before its heartbeat carries
+    the cancellation returns normally; the request must still end the task.
+    """
+    if workflow.cancellation_reason() is not None:
+        raise asyncio.CancelledError("task cancellation requested")
+
+
 def _failure_message(err: ActivityError) -> str:
     cause = err.cause
     if isinstance(cause, ApplicationError):
         return f"{cause.type}: {cause.message}" if cause.type else cause.message
-    if isinstance(cause, TimeoutError):
+    if isinstance(cause, TemporalTimeoutError):
         return f"turn timed out ({cause.type.name.lower() if cause.type else 'timeout'})"
     return str(cause or err)

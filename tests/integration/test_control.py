@@ -66,6 +66,32 @@ async def test_cancel_mid_turn(orchestrator: Orchestrator, unique) -> None:
     await orchestrator.cancel_task(task.id)  # cancelling an ended task does nothing
 
 
+async def test_cancel_during_short_turns_is_not_lost(orchestrator: Orchestrator, unique) -> None:
+    """A cancel whose turn finishes before the heartbeat carries it still ends the task."""
+
+    def noop() -> str:
+        """Do nothing."""
+        return "ok"
+
+    agent = Agent(
+        name=unique("brisk"),
+        tools=[noop],
+        model=ScriptedModel(lambda request: call_tool("noop").model_copy(update={"delay": 0.3})),
+    )
+    orchestrator.register_runner(agent=agent, agent_worker_config=QUICK)
+    await orchestrator.start_workers()
+    task = await orchestrator.enqueue_task(agent=agent, owner_id=unique("o"), payload={})
+
+    async def running() -> bool:
+        return await orchestrator.get_task_status(task.id) == TaskStatus.PROCESSING
+
+    await wait_until(running)
+    await orchestrator.cancel_task(task.id)
+
+    with pytest.raises(TaskCancelledError):
+        await asyncio.wait_for(task.result(), 30)
+
+
 async def test_steering_is_applied_at_the_next_turn(orchestrator: Orchestrator, unique) -> None:
     turn_started = asyncio.Event()
 

@@ -1,9 +1,9 @@
-"""Replay ``AgentTaskWorkflow`` histories against the current workflow code.
+"""Replay ``AgentTaskWorkflow`` and ``BatchWorkflow`` histories against the current code.
 
 The committed histories in ``tests/histories`` (regenerate with
-``python -m tests.record_histories``) catch changes that would break tasks already running
-in production: ``Replayer.replay_workflow`` raises on any nondeterminism. A fresh recording
-against the session server guards the current code too.
+``python -m tests.record_histories``) catch changes that would break tasks and batches already
+running in production: ``Replayer.replay_workflow`` raises on any nondeterminism. A fresh
+recording against the session server guards the current code too.
 """
 
 from __future__ import annotations
@@ -18,15 +18,24 @@ from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
 from factorial import Orchestrator
+from factorial._wire import BATCH_WORKFLOW
 from factorial.worker import workflow_runner
-from tests.record_histories import HISTORIES_DIR, SCENARIOS, load_history, record_all
-from workflows import AgentTaskWorkflow
+from tests.record_histories import (
+    BATCH_LEAF,
+    BATCH_ROOT,
+    BATCH_ROOT_PART0,
+    HISTORIES_DIR,
+    SCENARIOS,
+    load_history,
+    record_all,
+)
+from workflows import AgentTaskWorkflow, BatchWorkflow
 
 
 def replayer() -> Replayer:
     """A replayer configured like the task workers."""
     return Replayer(
-        workflows=[AgentTaskWorkflow],
+        workflows=[AgentTaskWorkflow, BatchWorkflow],
         data_converter=pydantic_data_converter,
         workflow_runner=workflow_runner(),
     )
@@ -59,6 +68,31 @@ async def test_replay_detects_nondeterminism() -> None:
         await replay(history)
 
 
+@pytest.mark.parametrize("scenario", [BATCH_LEAF, BATCH_ROOT])
+async def test_batch_replay_detects_nondeterminism(scenario: str) -> None:
+    """A batch whose first child had another workflow type fails (leaf: a task; root: a leaf)."""
+    history = load_history(HISTORIES_DIR / f"{scenario}.json")
+    initiated = next(
+        e
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED
+    )
+    attributes = initiated.start_child_workflow_execution_initiated_event_attributes
+    attributes.workflow_type.name = "SomeOtherWorkflow"
+    with pytest.raises(NondeterminismError):
+        await replay(history)
+
+
+def test_histories_keep_their_workflow_ids() -> None:
+    """A batch's history replays under its real id: the one its leaves and tasks report to."""
+    root = load_history(HISTORIES_DIR / f"{BATCH_ROOT}.json")
+    leaf = load_history(HISTORIES_DIR / f"{BATCH_ROOT_PART0}.json")
+    assert root.workflow_id.startswith("batch-")
+    assert leaf.workflow_id == f"{root.workflow_id}-part0"
+    task = load_history(HISTORIES_DIR / f"{SCENARIOS[0]}.json")
+    assert task.workflow_id == SCENARIOS[0]
+
+
 async def test_fresh_histories_replay(
     orchestrator: Orchestrator, unique: Callable[[str], str]
 ) -> None:
@@ -69,5 +103,8 @@ async def test_fresh_histories_replay(
         id_suffix="-" + unique("run"),
     )
     assert sorted(histories) == sorted(SCENARIOS)
+    batch = histories[BATCH_LEAF]
+    started = batch.events[0].workflow_execution_started_event_attributes
+    assert started.workflow_type.name == BATCH_WORKFLOW and batch.workflow_id.startswith("batch-")
     for history in histories.values():
         await replay(history)
