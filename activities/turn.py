@@ -20,15 +20,18 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.publishing import TaskEventStream, sequence_base
 from factorial import events as ev
+from factorial._spawn import Spawner, SpawnRequest
 from factorial._wire import (
     RUN_HOOK_ACTIVITY,
     RUN_TURN_ACTIVITY,
     TASK_TURN_SIGNAL,
+    ChildBatchRequest,
     HookInput,
     PendingToolCall,
     TaskTurnReport,
     TurnInput,
     TurnOutput,
+    TurnPolicy,
 )
 from factorial.agent import BaseAgent
 from factorial.context import ExecutionContext
@@ -76,9 +79,24 @@ async def _heartbeating() -> AsyncIterator[None]:
 class AgentActivities:
     """Activities bound to the agents registered in this worker process."""
 
-    def __init__(self, agents: Mapping[str, BaseAgent[Any]], clients: ModelClients) -> None:
+    def __init__(
+        self,
+        agents: Mapping[str, BaseAgent[Any]],
+        clients: ModelClients,
+        routes: Mapping[str, tuple[str, TurnPolicy]] | None = None,
+    ) -> None:
+        """Bind the activities to agents.
+
+        Args:
+            agents: The registered agents by name.
+            clients: Model clients shared by all turns of this worker.
+            routes: Task queue and turn policy by agent name, for children a forking
+                tool spawns (defaults to ``factorial-agent-{name}`` and default policy).
+        """
         self._agents = agents
         self._clients = clients
+        self._routes = dict(routes or {})
+        self._spawner = Spawner(lambda name: name in self._agents)
 
     def _agent(self, name: str) -> BaseAgent[Any]:
         agent = self._agents.get(name)
@@ -119,6 +137,7 @@ class AgentActivities:
                 batch_id=inp.batch_id,
                 parent_task_id=inp.parent_task_id,
                 events=events,
+                _spawner=self._spawner,
                 _clients=self._clients,
             )
             resumed = [(r.tool_call_id, r.content) for r in inp.resumed_results]
@@ -135,6 +154,7 @@ class AgentActivities:
                 await _report_turn(inp.report_to, inp.task_id, completion.context.turn)
         exhausted = agent.turns_exhausted(completion)
         return TurnOutput(
+            child_batches=[self._child_batch(r) for r in completion.child_batches],
             failure=f"MaxTurnsExceeded: {exhausted}" if exhausted else None,
             context=completion.context.model_dump(mode="json"),
             done=completion.is_done,
@@ -145,6 +165,21 @@ class AgentActivities:
                 )
                 for p in completion.pending_tool_calls
             ],
+        )
+
+    def _child_batch(self, request: SpawnRequest) -> ChildBatchRequest:
+        task_queue, policy = self._routes.get(
+            request.agent_name, (f"factorial-agent-{request.agent_name}", TurnPolicy())
+        )
+        return ChildBatchRequest(
+            batch_id=request.batch_id,
+            agent_name=request.agent_name,
+            task_queue=task_queue,
+            policy=policy,
+            max_turns=request.max_turns,
+            payloads=request.payloads,
+            tool_call_id=request.tool_call_id,
+            timeout=request.timeout,
         )
 
     @activity.defn(name=RUN_HOOK_ACTIVITY)

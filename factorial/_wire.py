@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.workflow_streams import WorkflowStreamState
 
 TASK_WORKFLOW = "AgentTaskWorkflow"
@@ -92,6 +93,19 @@ class TurnInput(BaseModel):
     resumed_results: list[ToolResult] = Field(default_factory=list)
 
 
+class ChildBatchRequest(BaseModel):
+    """Children a forking tool asked for; the task workflow starts them as a child batch."""
+
+    batch_id: str
+    agent_name: str
+    task_queue: str
+    policy: TurnPolicy
+    max_turns: int | None = None
+    payloads: list[dict[str, Any]]
+    tool_call_id: str
+    timeout: float
+
+
 class TurnOutput(BaseModel):
     """Result of the ``run_turn`` activity: the new context and what to do next."""
 
@@ -99,6 +113,7 @@ class TurnOutput(BaseModel):
     done: bool = False
     output: Any = None
     pending_tool_calls: list[PendingToolCall] = Field(default_factory=list)
+    child_batches: list[ChildBatchRequest] = Field(default_factory=list)
     # Set when the run must fail with the context above kept (e.g. max_turns ran out).
     failure: str | None = None
 
@@ -160,6 +175,7 @@ BATCH_SNAPSHOT_QUERY = "batch_snapshot"
 ADD_CHUNK_UPDATE = "add_chunk"
 TASK_TURN_SIGNAL = "task_turn"
 SUB_PROGRESS_SIGNAL = "sub_batch_progress"
+CANCEL_REMAINING_SIGNAL = "cancel_remaining"
 
 
 class BatchInput(BaseModel):
@@ -182,6 +198,8 @@ class BatchInput(BaseModel):
     report_to: str | None = None
     # Root: how many chunks of payloads ``add_chunk`` will deliver.
     chunk_count: int = 0
+    # Sub-agent batches: return every task's output or error in the result.
+    collect_results: bool = False
 
 
 class BatchChunk(BaseModel):
@@ -216,6 +234,15 @@ class SubBatchProgress(BaseModel):
     counts: BatchCounts
 
 
+class SubTaskResult(BaseModel):
+    """How one task of a batch ended, as handed back to a forking parent."""
+
+    task_id: str
+    status: str
+    output: Any = None
+    error: str | None = None
+
+
 class BatchSnapshot(BaseModel):
     """The batch's state, answered by query and returned when it ends."""
 
@@ -228,3 +255,30 @@ class BatchSnapshot(BaseModel):
     counts: BatchCounts
     created_at: datetime | None = None
     parent_task_id: str | None = None
+    results: list[SubTaskResult] | None = None
+
+
+def task_id_of(batch_id: str, index: int) -> str:
+    """The deterministic id of a batch's ``index``-th task."""
+    return f"{batch_id}-{index}"
+
+
+def leaf_id_of(batch_id: str, chunk: int) -> str:
+    """The deterministic workflow id of a batch's ``chunk``-th leaf."""
+    return f"{batch_id}-part{chunk}"
+
+
+def batch_search_attributes(inp: BatchInput, status: str) -> TypedSearchAttributes:
+    """The search attributes of a batch's workflows (the batch, its leaves and its tasks)."""
+    if not inp.track_status:
+        return TypedSearchAttributes.empty
+    values = {
+        SA_OWNER: inp.owner_id,
+        SA_AGENT: inp.agent_name,
+        SA_BATCH: inp.batch_id,
+        SA_STATUS: status,
+        SA_PARENT: inp.parent_task_id,
+    }
+    return TypedSearchAttributes(
+        [SearchAttributePair(SearchAttributeKey.for_keyword(k), v) for k, v in values.items() if v]
+    )

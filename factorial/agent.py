@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from factorial._ids import new_task_id, validate_id
+from factorial._spawn import Fork, SpawnRequest, current_fork, fork_slot, parse_fork_return
 from factorial.context import AgentContext, ExecutionContext
 from factorial.errors import (
     HookSignatureError,
@@ -76,6 +77,7 @@ class TurnCompletion(Generic[ContextT]):
     context: ContextT
     output: Any = None
     pending_tool_calls: list[PendingCall] = field(default_factory=list)
+    child_batches: list[SpawnRequest] = field(default_factory=list)
 
 
 @dataclass
@@ -291,9 +293,7 @@ class BaseAgent(Generic[ContextT]):
         if tool is None or not tool.enabled_for(agent_ctx):
             return ToolActionResult(tool_call, f"Error: unknown tool {tool_call.name!r}", True)
         if tool.kind == "forking":
-            raise InlineRunError(
-                f"tool {tool.name!r} is a forking tool; sub-agents are not supported yet"
-            )
+            return await self._fork_action(tool, tool_call, agent_ctx, execution_ctx)
         outcome = await tool.invoke(
             tool_call.arguments, agent_ctx=agent_ctx, execution_ctx=execution_ctx
         )
@@ -303,6 +303,37 @@ class BaseAgent(Generic[ContextT]):
         return ToolActionResult(
             tool_call, outcome.display, outcome.is_error, data=outcome.data, pending=pending
         )
+
+    async def _fork_action(
+        self,
+        tool: FunctionTool,
+        tool_call: ToolCall,
+        agent_ctx: ContextT,
+        execution_ctx: ExecutionContext,
+    ) -> ToolActionResult:
+        """Run a forking tool; its spawn requests are kept only if it returns their ids."""
+        fork = Fork(
+            task_id=execution_ctx.task_id,
+            owner_id=execution_ctx.owner_id,
+            slot=fork_slot(agent_ctx.turn, tool_call.id),
+            tool_call_id=tool_call.id,
+            timeout=float(tool.timeout or 0),
+        )
+        token = current_fork.set(fork)
+        try:
+            outcome = await tool.invoke(
+                tool_call.arguments, agent_ctx=agent_ctx, execution_ctx=execution_ctx
+            )
+        finally:
+            current_fork.reset(token)
+        if outcome.is_error:
+            return ToolActionResult(tool_call, outcome.display, True)
+        try:
+            message, ids = parse_fork_return(outcome.raw, fork.task_ids)
+        except ValueError as err:
+            return ToolActionResult(tool_call, f"Error: {err}", True)
+        display = message or f"Started {len(ids)} sub-tasks: {', '.join(ids)}"
+        return ToolActionResult(tool_call, display, data=ids, forks=fork.requests)
 
     def _final_output_action(self, tool_call: ToolCall) -> ToolActionResult:
         assert self.output_type is not None
@@ -340,7 +371,8 @@ class BaseAgent(Generic[ContextT]):
         agent_ctx.turn += 1
         if final is not None:
             return TurnCompletion(True, agent_ctx, output=final.model_dump(mode="json"))
-        return TurnCompletion(False, agent_ctx, pending_tool_calls=pending)
+        children = [request for result in results for request in result.forks]
+        return TurnCompletion(False, agent_ctx, pending_tool_calls=pending, child_batches=children)
 
     def _text_completion(
         self, agent_ctx: ContextT, response: ModelResponse
@@ -429,6 +461,7 @@ class BaseAgent(Generic[ContextT]):
             self.max_turns is None
             or completion.is_done
             or completion.pending_tool_calls
+            or completion.child_batches
             or completion.context.turn < self.max_turns
         ):
             return None
@@ -549,6 +582,7 @@ class ToolActionResult:
     data: Any = None
     pending: PendingCall | None = None
     final: BaseModel | None = None
+    forks: list[SpawnRequest] = field(default_factory=list)
 
     def message(self) -> dict[str, Any]:
         """The tool message the model sees."""

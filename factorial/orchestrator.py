@@ -64,8 +64,6 @@ from factorial.models import ModelClients
 from factorial.task import Batch, BatchMetadata, Task, TaskStatus
 from factorial.tools import format_tool_output
 from factorial.worker import AgentWorkerConfig, agent_task_queue, build_workers
-from workflows.batch import search_attributes as batch_search_attributes
-from workflows.batch import task_id_of
 
 #: How long a query or an update waits for a worker before giving up.
 _QUERY_TIMEOUT = timedelta(seconds=10)
@@ -476,7 +474,7 @@ class Orchestrator:
             inp,
             id=batch_id,
             task_queue=inp.task_queue,
-            search_attributes=batch_search_attributes(inp, "active"),
+            search_attributes=wire.batch_search_attributes(inp, "active"),
             static_summary=f"batch of {len(contexts)} {agent.name} tasks for {owner_id}",
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         )
@@ -539,7 +537,7 @@ class Orchestrator:
         return await self.get_batch(batch_id)
 
     def _batch_from(self, snapshot: wire.BatchSnapshot) -> Batch:
-        task_ids = [task_id_of(snapshot.batch_id, i) for i in range(snapshot.total_tasks)]
+        task_ids = [wire.task_id_of(snapshot.batch_id, i) for i in range(snapshot.total_tasks)]
         terminal = set(snapshot.counts.terminal_indices)
         status = snapshot.status
         return Batch(

@@ -21,7 +21,6 @@ from activities.turn import AgentActivities
 from factorial._wire import TurnPolicy
 from factorial.agent import BaseAgent
 from factorial.models import ModelClients
-from workflows import AgentTaskWorkflow, BatchWorkflow, OwnerEventsWorkflow
 
 
 class AgentWorkerConfig(BaseModel):
@@ -91,8 +90,14 @@ def build_workers(
     clients: ModelClients,
 ) -> list[Worker]:
     """One worker per agent task queue, plus one for the owners' event streams."""
+    from workflows import AgentTaskWorkflow, BatchWorkflow, OwnerEventsWorkflow
+
     agents = {name: agent for name, (agent, _) in runners.items()}
-    activities = AgentActivities(agents, clients)
+    routes = {
+        name: (agent_task_queue(name, config), config.turn_policy())
+        for name, (_, config) in runners.items()
+    }
+    activities = AgentActivities(agents, clients, routes)
     runner = workflow_runner()
     workers = [
         Worker(

@@ -41,10 +41,9 @@ from factorial import (
     TaskStatus,
     deferred_tool,
 )
-from factorial._wire import RUN_TURN_ACTIVITY
+from factorial._wire import RUN_TURN_ACTIVITY, leaf_id_of
 from factorial.devserver import DevServer
 from factorial.testing import ScriptedModel, call_tool, reply
-from workflows.batch import leaf_id_of
 
 HISTORIES_DIR = Path(__file__).resolve().parent / "histories"
 BASIC = "agent_task_basic"

@@ -12,6 +12,8 @@ history, so a crashed worker can never send one twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -20,6 +22,7 @@ from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributePa
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
+    ChildWorkflowError,
     is_cancelled_exception,
 )
 from temporalio.exceptions import (
@@ -31,6 +34,8 @@ from workflows._emitter import StreamEmitter
 with workflow.unsafe.imports_passed_through():
     from factorial import events as ev
     from factorial._wire import (
+        BATCH_WORKFLOW,
+        CANCEL_REMAINING_SIGNAL,
         COMPLETE_TOOL_UPDATE,
         RUN_HOOK_ACTIVITY,
         RUN_TURN_ACTIVITY,
@@ -38,15 +43,20 @@ with workflow.unsafe.imports_passed_through():
         SNAPSHOT_QUERY,
         STEER_UPDATE,
         TASK_WORKFLOW,
+        BatchInput,
+        BatchSnapshot,
+        ChildBatchRequest,
         CompleteToolInput,
         HookInput,
         PendingToolCall,
         SteerInput,
+        SubTaskResult,
         TaskInput,
         TaskSnapshot,
         ToolResult,
         TurnInput,
         TurnOutput,
+        batch_search_attributes,
     )
 
 _STATUS_KEY = SearchAttributeKey.for_keyword(SA_STATUS)
@@ -91,6 +101,9 @@ class AgentTaskWorkflow:
                     raise ApplicationError(out.failure, type="AgentRunFailed", non_retryable=True)
                 if out.done:
                     return await self._finish_completed(out.output)
+                if out.child_batches:
+                    await self._run_children(out.child_batches)
+                    _raise_if_cancel_requested()
                 resumed = await self._wait_for_tools(out.pending_tool_calls)
                 _raise_if_cancel_requested()
                 if not resumed and self._history_is_large():
@@ -227,6 +240,68 @@ class AgentTaskWorkflow:
         self._set_status("active")
         return results
 
+    async def _run_children(self, requests: list[ChildBatchRequest]) -> None:
+        """Run the sub-agent batches a forking tool asked for; hand back every outcome.
+
+        Cancelling this task cancels the child batches (and through them every
+        descendant); ``asyncio.gather`` waits until each has finished cancelling.
+        """
+        self._set_status("pending_child_tasks")
+        outcomes = await asyncio.gather(*(self._run_child_batch(r) for r in requests))
+        results = [result for batch in outcomes for result in batch]
+        self._context.setdefault("messages", []).append(
+            {"role": "user", "content": sub_task_results_message(results)}
+        )
+        self._set_status("active")
+
+    async def _run_child_batch(self, request: ChildBatchRequest) -> list[SubTaskResult]:
+        inp = self._inp
+        batch = BatchInput(
+            batch_id=request.batch_id,
+            owner_id=inp.owner_id,
+            agent_name=request.agent_name,
+            task_queue=request.task_queue,
+            total_tasks=len(request.payloads),
+            policy=request.policy,
+            max_turns=request.max_turns,
+            created_at=workflow.now(),
+            parent_task_id=inp.task_id,
+            track_status=inp.track_status,
+            payloads=request.payloads,
+            collect_results=True,
+        )
+        handle = await workflow.start_child_workflow(
+            BATCH_WORKFLOW,
+            batch,
+            id=request.batch_id,
+            task_queue=request.task_queue,
+            result_type=BatchSnapshot,
+            parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
+            search_attributes=batch_search_attributes(batch, "active"),
+            static_summary=f"{len(request.payloads)} {request.agent_name} sub-tasks of "
+            f"task {inp.task_id}",
+        )
+        try:
+            await workflow.wait_condition(handle.done, timeout=timedelta(seconds=request.timeout))
+        except TimeoutError:
+            # The forking tool's deadline: stop the children still running, keep the rest.
+            await handle.signal(CANCEL_REMAINING_SIGNAL)
+        except asyncio.CancelledError:
+            # This task is being cancelled: cancel the batch and wait until it has ended,
+            # so no descendant outlives its parent.
+            handle.cancel()
+            with contextlib.suppress(BaseException):
+                await handle
+            raise
+        try:
+            snapshot = await handle
+        except ChildWorkflowError as err:
+            return [
+                SubTaskResult(task_id=task_id, status="failed", error=str(err.cause or err))
+                for task_id in (f"{request.batch_id}-{i}" for i in range(len(request.payloads)))
+            ]
+        return snapshot.results or []
+
     def _apply_steering(self) -> None:
         if not self._steering:
             return
@@ -325,6 +400,23 @@ class AgentTaskWorkflow:
 
     async def _drain_events(self) -> None:
         await self._events.drain()
+
+
+def sub_task_results_message(results: list[SubTaskResult]) -> str:
+    """The ``<sub_task_results>`` block a forking parent reads on its next turn."""
+    lines = ["<sub_task_results>"]
+    for result in results:
+        if result.status == "completed":
+            output = result.output
+            text = output if isinstance(output, str) else json.dumps(output, sort_keys=True)
+            lines.append(
+                f'<sub_task_result sub_task_id="{result.task_id}">{text}</sub_task_result>'
+            )
+        else:
+            error = result.error or result.status
+            lines.append(f'<sub_task_error sub_task_id="{result.task_id}">{error}</sub_task_error>')
+    lines.append("</sub_task_results>")
+    return "\n".join(lines)
 
 
 def _raise_if_cancel_requested() -> None:

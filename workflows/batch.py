@@ -27,7 +27,6 @@ from temporalio import workflow
 from temporalio.common import (
     SearchAttributeKey,
     SearchAttributePair,
-    TypedSearchAttributes,
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import ApplicationError, ChildWorkflowError, is_cancelled_exception
@@ -42,30 +41,14 @@ _CHUNK_TIMEOUT = timedelta(minutes=10)
 _STATUS_KEY = SearchAttributeKey.for_keyword(wire.SA_STATUS)
 
 
-def task_id_of(batch_id: str, index: int) -> str:
-    """The deterministic id of the batch's ``index``-th task."""
-    return f"{batch_id}-{index}"
-
-
-def leaf_id_of(batch_id: str, chunk: int) -> str:
-    """The deterministic workflow id of the batch's ``chunk``-th leaf."""
-    return f"{batch_id}-part{chunk}"
-
-
-def search_attributes(inp: wire.BatchInput, status: str) -> TypedSearchAttributes:
-    """The search attributes of the batch's workflows (tasks and leaves alike)."""
-    if not inp.track_status:
-        return TypedSearchAttributes.empty
-    values = {
-        wire.SA_OWNER: inp.owner_id,
-        wire.SA_AGENT: inp.agent_name,
-        wire.SA_BATCH: inp.batch_id,
-        wire.SA_STATUS: status,
-        wire.SA_PARENT: inp.parent_task_id,
-    }
-    return TypedSearchAttributes(
-        [SearchAttributePair(SearchAttributeKey.for_keyword(k), v) for k, v in values.items() if v]
-    )
+def _error_text(err: ChildWorkflowError) -> str:
+    """A task's failure as one line: the cause's message, or ``cancelled``."""
+    if is_cancelled_exception(err):
+        return "cancelled"
+    cause = err.cause
+    while cause is not None and cause.cause is not None and not cause.message:
+        cause = cause.cause
+    return cause.message if cause is not None and cause.message else str(err)
 
 
 @workflow.defn(name=wire.BATCH_WORKFLOW)
@@ -80,6 +63,7 @@ class BatchWorkflow:
         # Leaf state: turns finished and outcome per task, by batch index.
         self._turns: dict[int, int] = {}
         self._outcomes: dict[int, str] = {}
+        self._results: dict[int, wire.SubTaskResult] = {}
         self._dirty = False
         # Root state: payload chunks received, and each leaf's latest counters.
         self._chunks: dict[int, wire.BatchChunk] = {}
@@ -121,6 +105,9 @@ class BatchWorkflow:
             counts=self._counts(),
             created_at=self._inp.created_at,
             parent_task_id=self._inp.parent_task_id,
+            results=[self._results[i] for i in sorted(self._results)]
+            if self._inp.collect_results
+            else None,
         )
 
     @workflow.update(name=wire.ADD_CHUNK_UPDATE)
@@ -142,6 +129,12 @@ class BatchWorkflow:
         if report.turns > self._turns.get(index, 0):
             self._turns[index] = report.turns
             self._changed()
+
+    @workflow.signal(name=wire.CANCEL_REMAINING_SIGNAL)
+    def cancel_remaining(self) -> None:
+        """Cancel the tasks still running and finish (a forking tool's deadline passed)."""
+        for child in self._children:
+            child.cancel()
 
     @workflow.signal(name=wire.SUB_PROGRESS_SIGNAL)
     def sub_batch_progress(self, progress: wire.SubBatchProgress) -> None:
@@ -167,10 +160,11 @@ class BatchWorkflow:
 
     async def _run_task(self, index: int, payload: dict[str, Any]) -> None:
         inp = self._inp
-        task_id = task_id_of(inp.batch_id, index)
+        task_id = wire.task_id_of(inp.batch_id, index)
         outcome = "failed"
+        result = wire.SubTaskResult(task_id=task_id, status="failed")
         try:
-            await workflow.execute_child_workflow(
+            snapshot = await workflow.execute_child_workflow(
                 wire.TASK_WORKFLOW,
                 wire.TaskInput(
                     task_id=task_id,
@@ -186,20 +180,31 @@ class BatchWorkflow:
                 ),
                 id=task_id,
                 task_queue=inp.task_queue,
-                search_attributes=search_attributes(inp, "queued"),
+                search_attributes=wire.batch_search_attributes(inp, "queued"),
                 parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 static_summary=f"{inp.agent_name} task {index} of batch {inp.batch_id}",
+                result_type=wire.TaskSnapshot,
             )
             outcome = "completed"
+            result = wire.SubTaskResult(task_id=task_id, status=outcome, output=snapshot.output)
         except ChildWorkflowError as err:
             outcome = "cancelled" if is_cancelled_exception(err) else "failed"
+            result = wire.SubTaskResult(task_id=task_id, status=outcome, error=_error_text(err))
         except asyncio.CancelledError:
             outcome = "cancelled"
-            raise
+            result = wire.SubTaskResult(task_id=task_id, status=outcome, error="cancelled")
+            if not self._cancelling_remaining():
+                raise
         finally:
             self._outcomes[index] = outcome
+            if inp.collect_results:
+                self._results[index] = result
             self._changed()
+
+    def _cancelling_remaining(self) -> bool:
+        """True when tasks are being cancelled by ``cancel_remaining``, not the batch."""
+        return workflow.cancellation_reason() is None
 
     async def _report_to_root(self) -> None:
         """Send this leaf's counters to the root, at most once per interval."""
@@ -251,10 +256,10 @@ class BatchWorkflow:
             result = await workflow.execute_child_workflow(
                 wire.BATCH_WORKFLOW,
                 leaf,
-                id=leaf_id_of(inp.batch_id, chunk.index),
+                id=wire.leaf_id_of(inp.batch_id, chunk.index),
                 result_type=wire.BatchSnapshot,
                 parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
-                search_attributes=search_attributes(inp, "active"),
+                search_attributes=wire.batch_search_attributes(inp, "active"),
                 static_summary=f"part {chunk.index} of batch {inp.batch_id}: "
                 f"tasks {chunk.first_index}-{chunk.first_index + len(chunk.payloads) - 1}",
             )

@@ -14,7 +14,14 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from factorial import Agent, Orchestrator, TaskStatus, deferred_tool
+from factorial import (
+    Agent,
+    ExecutionContext,
+    Orchestrator,
+    TaskStatus,
+    deferred_tool,
+    forking_tool,
+)
 from factorial.models import ModelRequest
 from factorial.testing import Reply, ScriptedModel, call_tool, reply
 
@@ -86,6 +93,62 @@ async def test_deferred_tool_timeout_gives_the_model_an_error(
 async def wait_for_status(orch: Orchestrator, task_id: str, status: TaskStatus) -> None:
     """Poll without awaiting the result: the test server's result() long-poll returns early
     when other events (such as our event signals) land in the history."""
+    from factorial import TaskNotFoundError
+
     async with asyncio.timeout(30):
-        while await orch.get_task_status(task_id) != status:
+        while True:
+            try:
+                if await orch.get_task_status(task_id) == status:
+                    return
+            except TaskNotFoundError:
+                pass  # not started yet
             await asyncio.sleep(0.1)
+
+
+async def test_forking_tool_timeout_cancels_children_still_running(
+    skipping_orchestrator: Orchestrator, time_skipping_env: WorkflowEnvironment, unique
+) -> None:
+    @deferred_tool(timeout=24 * 3600)
+    def wait_for_data() -> str:
+        """Wait a day for data."""
+        return "waiting"
+
+    def child_script(request: ModelRequest) -> Reply:
+        query = next(m for m in request.messages if m["role"] == "user")["content"]
+        return reply("quick answer") if query == "quick" else call_tool("wait_for_data")
+
+    child = Agent(name=unique("child"), tools=[wait_for_data], model=ScriptedModel(child_script))
+
+    @forking_tool(timeout=3600)
+    async def fan_out(execution_ctx: ExecutionContext) -> list[str]:
+        """Ask two children, waiting an hour at most."""
+        batch = await execution_ctx.spawn_child_tasks(
+            child, [{"query": "quick"}, {"query": "slow"}]
+        )
+        return batch.task_ids
+
+    def parent_script(request: ModelRequest) -> Reply:
+        if request.turn == 0:
+            return call_tool("fan_out")
+        return reply(request.messages[-1]["content"])
+
+    parent = Agent(name=unique("parent"), tools=[fan_out], model=ScriptedModel(parent_script))
+    for agent in (parent, child):
+        skipping_orchestrator.register_runner(agent=agent)
+    await skipping_orchestrator.start_workers()
+    task = await skipping_orchestrator.enqueue_task(agent=parent, owner_id=unique("o"), payload={})
+    slow_child = f"{task.id}-t0-call00-0-1"
+    await wait_for_status(skipping_orchestrator, slow_child, TaskStatus.PENDING_TOOL_RESULTS)
+
+    await time_skipping_env.sleep(3600 + 1)  # the forking tool's hour passes
+
+    await wait_for_status(skipping_orchestrator, task.id, TaskStatus.COMPLETED)
+    data = await skipping_orchestrator.get_task_data(task.id)
+    assert data is not None
+    lines = data["output"].splitlines()
+    assert (
+        lines[1]
+        == f'<sub_task_result sub_task_id="{task.id}-t0-call00-0-0">quick answer</sub_task_result>'
+    )
+    assert lines[2] == f'<sub_task_error sub_task_id="{slow_child}">cancelled</sub_task_error>'
+    assert await skipping_orchestrator.get_task_status(slow_child) == TaskStatus.CANCELLED
