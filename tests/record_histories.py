@@ -36,10 +36,12 @@ from temporalio.service import RPCError, RPCStatusCode
 from factorial import (
     Agent,
     AgentContext,
+    ExecutionContext,
     Orchestrator,
     TaskCancelledError,
     TaskStatus,
     deferred_tool,
+    forking_tool,
 )
 from factorial._wire import RUN_TURN_ACTIVITY, leaf_id_of
 from factorial.devserver import DevServer
@@ -49,11 +51,13 @@ HISTORIES_DIR = Path(__file__).resolve().parent / "histories"
 BASIC = "agent_task_basic"
 STEER_DEFERRED = "agent_task_steer_deferred"
 CANCELLED = "agent_task_cancelled"
+FANOUT = "agent_task_fanout"
+FANOUT_CHILD = "fanout_child"  # an agent only, not a recorded scenario
 BATCH_LEAF = "batch_leaf"
 BATCH_ROOT = "batch_root"
 BATCH_ROOT_PART0 = "batch_root_part0"
 BATCH_CANCELLED = "batch_cancelled"
-TASK_SCENARIOS = (BASIC, STEER_DEFERRED, CANCELLED)
+TASK_SCENARIOS = (BASIC, STEER_DEFERRED, CANCELLED, FANOUT)
 BATCH_SCENARIOS = (BATCH_LEAF, BATCH_ROOT, BATCH_CANCELLED)
 # Every recorded history (one file each); the chunked batch records its root and a leaf.
 SCENARIOS = (*TASK_SCENARIOS, BATCH_LEAF, BATCH_ROOT, BATCH_ROOT_PART0, BATCH_CANCELLED)
@@ -78,9 +82,40 @@ def request_approval(amount: int) -> str:
     return f"approval of {amount} requested"
 
 
+def _fanout_agents(prefix: str) -> tuple[Agent, Agent]:
+    """A parent whose forking tool fans out to two children, and the children's agent."""
+    child = Agent(
+        name=f"{prefix}_fanout_child",
+        model=ScriptedModel(lambda request: reply(f"found {request.messages[0]['content']}")),
+    )
+
+    @forking_tool(timeout=120)
+    async def research(topics: list[str], execution_ctx: ExecutionContext) -> list[str]:
+        """Research each topic in a sub-task."""
+        batch = await execution_ctx.spawn_child_tasks(child, [{"query": t} for t in topics])
+        return batch.task_ids
+
+    parent = Agent(
+        name=f"{prefix}_fanout",
+        instructions="You delegate research.",
+        tools=[research],
+        model=ScriptedModel(
+            lambda request: (
+                call_tool("research", topics=["tides", "moons"])
+                if request.turn == 0
+                else reply(request.messages[-1]["content"])
+            )
+        ),
+    )
+    return parent, child
+
+
 def build_agents(prefix: str) -> dict[str, Agent]:
     """The scripted agent of each scenario, named ``{prefix}_{scenario}``."""
+    fanout, fanout_child = _fanout_agents(prefix)
     return {
+        FANOUT: fanout,
+        FANOUT_CHILD: fanout_child,
         BASIC: Agent(
             name=f"{prefix}_basic",
             instructions="You add numbers.",
@@ -193,7 +228,19 @@ async def run_cancelled(orch: Orchestrator, agent: Agent, task_id: str, owner: s
         raise AssertionError("the task was not cancelled")
 
 
-_RUNNERS = {BASIC: run_basic, STEER_DEFERRED: run_steer_deferred, CANCELLED: run_cancelled}
+async def run_fanout(orch: Orchestrator, agent: Agent, task_id: str, owner: str) -> None:
+    """A forking tool starts two sub-tasks; the parent reads their results block."""
+    await _enqueue(orch, agent, task_id, owner, "Tell me about tides and moons.")
+    output = await asyncio.wait_for(orch.get_task_result(task_id), _WAIT)
+    assert output.startswith("<sub_task_results>") and "found tides" in output, output
+
+
+_RUNNERS = {
+    BASIC: run_basic,
+    STEER_DEFERRED: run_steer_deferred,
+    CANCELLED: run_cancelled,
+    FANOUT: run_fanout,
+}
 
 
 async def _batch_result(orch: Orchestrator, batch_id: str) -> None:
