@@ -13,11 +13,6 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import (
-    AddSearchAttributesRequest,
-    ListSearchAttributesRequest,
-)
 from temporalio.client import (
     Client,
     TLSConfig,
@@ -44,7 +39,9 @@ from temporalio.worker import Worker
 
 from activities.publishing import ensure_events_workflow
 from factorial import _wire as wire
+from factorial._connection import register_search_attributes, tls_config
 from factorial._ids import new_batch_id, validate_id
+from factorial._payloads import check_size, chunk_payloads
 from factorial._subscriptions import OwnerFeed
 from factorial.agent import BaseAgent
 from factorial.context import AgentContext
@@ -52,7 +49,7 @@ from factorial.errors import (
     AgentNotRegisteredError,
     BatchNotFoundError,
     InvalidPayloadError,
-    PayloadTooLargeError,
+    NotFoundError,
     TaskCancelledError,
     TaskFailedError,
     TaskNotFoundError,
@@ -68,8 +65,6 @@ from factorial.worker import AgentWorkerConfig, agent_task_queue, build_workers
 #: How long a query or an update waits for a worker before giving up.
 _QUERY_TIMEOUT = timedelta(seconds=10)
 _UPDATE_TIMEOUT = timedelta(seconds=30)
-#: Temporal rejects payloads over 2 MiB; keep room for the envelope.
-MAX_PAYLOAD_BYTES = 2 * 1024 * 1024 - 64 * 1024
 
 _CLOSED_STATUS = {
     WorkflowExecutionStatus.COMPLETED: TaskStatus.COMPLETED,
@@ -125,7 +120,7 @@ class Orchestrator:
         self.temporal_address = temporal_address or env.get("TEMPORAL_ADDRESS", "localhost:7233")
         self.namespace = namespace or env.get("TEMPORAL_NAMESPACE", "default")
         self._api_key = api_key or env.get("TEMPORAL_API_KEY") or None
-        self._tls = _tls_config(
+        self._tls = tls_config(
             tls,
             tls_client_cert_path or env.get("TEMPORAL_TLS_CERT"),
             tls_client_key_path or env.get("TEMPORAL_TLS_KEY"),
@@ -157,7 +152,7 @@ class Orchestrator:
         async with self._connect_lock:
             if self._client is not None and not self._connected:
                 self._connected = True
-                self._search_attributes = await _register_search_attributes(self._client)
+                self._search_attributes = await register_search_attributes(self._client)
             if self._client is None:
                 try:
                     self._client = await Client.connect(
@@ -172,7 +167,7 @@ class Orchestrator:
                         f"no Temporal server at {self.temporal_address}: {err}"
                     ) from None
                 self._connected = True
-                self._search_attributes = await _register_search_attributes(self._client)
+                self._search_attributes = await register_search_attributes(self._client)
         return self._client
 
     # -- agents and workers ---------------------------------------------------------------
@@ -270,7 +265,7 @@ class Orchestrator:
         )
         client = await self.client()
         inp.track_status = wire.SA_STATUS in self._search_attributes
-        _check_size(client, inp)
+        check_size(client, inp)
         await self._ensure_stream(inp.owner_id)
         try:
             await client.start_workflow(
@@ -453,7 +448,7 @@ class Orchestrator:
             except InvalidPayloadError as err:
                 raise InvalidPayloadError(f"payload {index}: {err}") from None
         client = await self.client()
-        chunks = _chunk(client, contexts, self.batch_chunk_size)
+        chunks = chunk_payloads(client, contexts, self.batch_chunk_size)
         batch_id = new_batch_id()
         inp = wire.BatchInput(
             batch_id=batch_id,
@@ -560,17 +555,9 @@ class Orchestrator:
         )
 
     async def _describe_batch(self, batch_id: str) -> tuple[WorkflowHandle[Any, Any], Any]:
-        validate_id(batch_id, "batch id")
-        handle = (await self.client()).get_workflow_handle(batch_id, result_type=wire.BatchSnapshot)
-        try:
-            description = await handle.describe()
-        except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND:
-                raise BatchNotFoundError(f"no batch with id {batch_id!r}") from None
-            raise
-        if description.workflow_type != wire.BATCH_WORKFLOW:
-            raise BatchNotFoundError(f"{batch_id!r} is not a batch")
-        return handle, description
+        return await self._describe(
+            batch_id, "batch", wire.BATCH_WORKFLOW, wire.BatchSnapshot, BatchNotFoundError
+        )
 
     # -- events --------------------------------------------------------------------------
 
@@ -632,73 +619,31 @@ class Orchestrator:
             self._streams_ready.add(owner_id)
 
     async def _describe_task(self, task_id: str) -> tuple[WorkflowHandle[Any, Any], Any]:
-        validate_id(task_id, "task id")
-        handle = (await self.client()).get_workflow_handle(task_id, result_type=wire.TaskSnapshot)
+        return await self._describe(
+            task_id, "task", wire.TASK_WORKFLOW, wire.TaskSnapshot, TaskNotFoundError
+        )
+
+    async def _describe(
+        self,
+        workflow_id: str,
+        what: str,
+        workflow_type: str,
+        result_type: type[Any],
+        not_found: type[NotFoundError],
+    ) -> tuple[WorkflowHandle[Any, Any], Any]:
+        """A handle and description of a task or batch workflow, or ``not_found``."""
+        validate_id(workflow_id, f"{what} id")
+        client = await self.client()
+        handle = client.get_workflow_handle(workflow_id, result_type=result_type)
         try:
             description = await handle.describe()
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
-                raise TaskNotFoundError(f"no task with id {task_id!r}") from None
+                raise not_found(f"no {what} with id {workflow_id!r}") from None
             raise
-        if description.workflow_type != wire.TASK_WORKFLOW:
-            raise TaskNotFoundError(f"{task_id!r} is not a task")
+        if description.workflow_type != workflow_type:
+            raise not_found(f"{workflow_id!r} is not a {what}")
         return handle, description
-
-
-def _tls_config(
-    tls: bool | TLSConfig | None,
-    cert: str | None,
-    key: str | None,
-    ca: str | None,
-    *,
-    has_api_key: bool,
-) -> bool | TLSConfig:
-    if isinstance(tls, TLSConfig):
-        return tls
-    if cert or key or ca:
-        if bool(cert) != bool(key):
-            raise UserError("TLS needs both a client certificate and a client key")
-        return TLSConfig(
-            client_cert=_read(cert), client_private_key=_read(key), server_root_ca_cert=_read(ca)
-        )
-    return bool(tls) if tls is not None else has_api_key
-
-
-def _read(path: str | None) -> bytes | None:
-    if not path:
-        return None
-    with open(path, "rb") as f:
-        return f.read()
-
-
-async def _register_search_attributes(client: Client) -> frozenset[str]:
-    """Register Factorial's search attributes if the server lets us; return those usable.
-
-    The time-skipping test server has no custom search attributes at all; Temporal Cloud
-    refuses registration from a client (an operator registers them once, see the README)
-    but lists them.
-    """
-    try:
-        await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(
-                namespace=client.namespace,
-                search_attributes={
-                    name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
-                    for name in wire.SEARCH_ATTRIBUTES
-                },
-            )
-        )
-    except RPCError:
-        pass  # already registered, or not allowed here
-    try:
-        listed = await client.operator_service.list_search_attributes(
-            ListSearchAttributesRequest(namespace=client.namespace)
-        )
-    except RPCError as err:
-        if err.status == RPCStatusCode.UNIMPLEMENTED:
-            return frozenset()
-        return frozenset(wire.SEARCH_ATTRIBUTES)
-    return frozenset(wire.SEARCH_ATTRIBUTES) & set(listed.custom_attributes)
 
 
 def _task_search_attributes(
@@ -718,40 +663,6 @@ def _task_search_attributes(
             if value and name in available
         ]
     )
-
-
-def _size(client: Client, value: Any) -> int:
-    return client.data_converter.payload_converter.to_payloads([value])[0].ByteSize()
-
-
-def _check_size(client: Client, inp: Any) -> None:
-    size = _size(client, inp)
-    if size > MAX_PAYLOAD_BYTES:
-        raise PayloadTooLargeError(
-            f"payload of {size:,} bytes is over the {MAX_PAYLOAD_BYTES:,}-byte "
-            "limit of one Temporal message; store large data elsewhere and pass a reference"
-        )
-
-
-def _chunk(
-    client: Client, contexts: list[dict[str, Any]], chunk_size: int
-) -> list[list[dict[str, Any]]]:
-    """Split payloads into chunks of at most ``chunk_size`` items and ~1 MiB each."""
-    budget = MAX_PAYLOAD_BYTES // 2
-    chunks: list[list[dict[str, Any]]] = [[]]
-    used = 0
-    for index, context in enumerate(contexts):
-        size = _size(client, context)
-        if size > MAX_PAYLOAD_BYTES:
-            raise PayloadTooLargeError(
-                f"payload {index} is {size:,} bytes, over the {MAX_PAYLOAD_BYTES:,}-byte limit"
-            )
-        if chunks[-1] and (len(chunks[-1]) >= chunk_size or used + size > budget):
-            chunks.append([])
-            used = 0
-        chunks[-1].append(context)
-        used += size
-    return chunks
 
 
 def _turn_in_backoff(description: Any) -> bool:
