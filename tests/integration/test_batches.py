@@ -273,3 +273,28 @@ async def _status_or_none(orch: Orchestrator, task_id: str) -> Any:
         return await orch.get_task_status(task_id)
     except TaskNotFoundError:
         return None
+
+
+async def test_batch_is_findable_by_search_attributes(orchestrator: Orchestrator, unique) -> None:
+    agent = Agent(name=unique("findable"), model=ScriptedModel([reply("ok")]))
+    orchestrator.register_runner(agent=agent, agent_worker_config=QUICK)
+    await orchestrator.start_workers()
+    owner = unique("owner")
+    batch = await orchestrator.enqueue_batch(agent=agent, owner_id=owner, payloads=[{}] * 3)
+    await batch_events(orchestrator, owner, batch.id, "batch_completed")
+    client = await orchestrator.client()
+
+    query = f'FactorialBatchId="{batch.id}"'
+    async with asyncio.timeout(30):  # visibility is eventually consistent
+        while (await client.count_workflows(query)).count < 4:
+            await asyncio.sleep(0.2)
+    found = {d.id: d async for d in client.list_workflows(query)}
+    assert set(found) == {batch.id, *batch.task_ids}
+    done = f'{query} AND FactorialStatus="completed" AND FactorialOwnerId="{owner}"'
+    async with asyncio.timeout(30):
+        while (await client.count_workflows(done)).count < 4:
+            await asyncio.sleep(0.2)
+    description = await client.get_workflow_handle(batch.id).describe()
+    assert await description.static_summary() == f"batch of 3 {agent.name} tasks for {owner}"
+    task_description = await client.get_workflow_handle(batch.task_ids[0]).describe()
+    assert await task_description.static_summary() == f"{agent.name} task 0 of batch {batch.id}"
