@@ -16,19 +16,16 @@ from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
 
-from activities.publishing import TaskEventStream, sequence_base
+from activities.publishing import EventStreams, TurnReporter
 from factorial import events as ev
 from factorial._spawn import Spawner, SpawnRequest
 from factorial._wire import (
     RUN_HOOK_ACTIVITY,
     RUN_TURN_ACTIVITY,
-    TASK_TURN_SIGNAL,
     ChildBatchRequest,
     HookInput,
     PendingToolCall,
-    TaskTurnReport,
     TurnInput,
     TurnOutput,
     TurnPolicy,
@@ -39,7 +36,8 @@ from factorial.errors import FactorialError, ModelBehaviorError, ModelHTTPError,
 from factorial.events import EventPublisher
 from factorial.models import ModelClients
 
-_HEARTBEAT_EVERY = 1.0
+#: Seconds between heartbeats, and between flushes of a long turn's events.
+_TICK = 1.0
 
 
 def to_application_error(err: FactorialError) -> ApplicationError:
@@ -56,24 +54,6 @@ def to_application_error(err: FactorialError) -> ApplicationError:
         )
     retryable = isinstance(err, ModelBehaviorError)
     return ApplicationError(str(err), type=type(err).__name__, non_retryable=not retryable)
-
-
-@contextlib.asynccontextmanager
-async def _heartbeating() -> AsyncIterator[None]:
-    """Heartbeat in the background so cancellation reaches a long model call."""
-
-    async def beat() -> None:
-        while True:
-            activity.heartbeat()
-            await asyncio.sleep(_HEARTBEAT_EVERY)
-
-    task = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 class AgentActivities:
@@ -97,6 +77,8 @@ class AgentActivities:
         self._clients = clients
         self._routes = dict(routes or {})
         self._spawner = Spawner(lambda name: name in self._agents)
+        self._streams: EventStreams | None = None
+        self._reporter: TurnReporter | None = None
 
     def _agent(self, name: str) -> BaseAgent[Any]:
         agent = self._agents.get(name)
@@ -108,6 +90,13 @@ class AgentActivities:
             )
         return agent
 
+    def _publishing(self) -> tuple[EventStreams, TurnReporter]:
+        """This worker's shared publishers (built on first use, with the worker's client)."""
+        if self._streams is None or self._reporter is None:
+            client = activity.client()
+            self._streams, self._reporter = EventStreams(client), TurnReporter(client)
+        return self._streams, self._reporter
+
     @activity.defn(name=RUN_TURN_ACTIVITY)
     async def run_turn(self, inp: TurnInput) -> TurnOutput:
         """Run one turn of the task's agent."""
@@ -118,29 +107,27 @@ class AgentActivities:
         except UserError as err:
             raise to_application_error(err) from err
         ctx.attempt = info.attempt
-        stream = TaskEventStream(
-            activity.client(), inp.owner_id, inp.task_id, sequence_base(ctx.turn, info.attempt)
+        streams, reporter = self._publishing()
+        events = EventPublisher(
+            streams.publisher(inp.owner_id),
+            task_id=inp.task_id,
+            owner_id=inp.owner_id,
+            agent_name=agent.name,
         )
-        async with stream, _heartbeating():
-            events = EventPublisher(
-                stream.publish,
-                task_id=inp.task_id,
-                owner_id=inp.owner_id,
-                agent_name=agent.name,
-            )
-            execution_ctx = ExecutionContext(
-                task_id=inp.task_id,
-                owner_id=inp.owner_id,
-                agent_name=agent.name,
-                retries=info.attempt - 1,
-                iterations=ctx.turn,
-                batch_id=inp.batch_id,
-                parent_task_id=inp.parent_task_id,
-                events=events,
-                _spawner=self._spawner,
-                _clients=self._clients,
-            )
-            resumed = [(r.tool_call_id, r.content) for r in inp.resumed_results]
+        execution_ctx = ExecutionContext(
+            task_id=inp.task_id,
+            owner_id=inp.owner_id,
+            agent_name=agent.name,
+            retries=info.attempt - 1,
+            iterations=ctx.turn,
+            batch_id=inp.batch_id,
+            parent_task_id=inp.parent_task_id,
+            events=events,
+            _spawner=self._spawner,
+            _clients=self._clients,
+        )
+        resumed = [(r.tool_call_id, r.content) for r in inp.resumed_results]
+        async with _live(streams, inp.owner_id):
             try:
                 completion = await agent.execute_turn(ctx, execution_ctx, resumed)
             except FactorialError as err:
@@ -150,8 +137,9 @@ class AgentActivities:
             except Exception as err:
                 _report_failure(events, err, info)
                 raise
-            if inp.report_to:
-                await _report_turn(inp.report_to, inp.task_id, completion.context.turn)
+        if inp.report_to and agent.max_turns is not None:
+            # Only turn-based progress needs every turn; otherwise tasks count when they end.
+            await reporter.report(inp.report_to, inp.task_id, completion.context.turn)
         exhausted = agent.turns_exhausted(completion)
         return TurnOutput(
             child_batches=[self._child_batch(r) for r in completion.child_batches],
@@ -189,38 +177,58 @@ class AgentActivities:
         if agent.hooks.get(inp.hook) is None:
             return
         ctx = agent.validate_payload(inp.context)
-        info = activity.info()
-        stream = TaskEventStream(
-            activity.client(),
-            inp.owner_id,
-            inp.task_id,
-            sequence_base(ctx.turn, info.attempt, phase=1),
-        )
-        async with stream:
-            events = EventPublisher(
-                stream.publish, task_id=inp.task_id, owner_id=inp.owner_id, agent_name=agent.name
-            )
-            execution_ctx = ExecutionContext(
+        streams, _ = self._publishing()
+        execution_ctx = ExecutionContext(
+            task_id=inp.task_id,
+            owner_id=inp.owner_id,
+            agent_name=agent.name,
+            iterations=ctx.turn,
+            batch_id=inp.batch_id,
+            parent_task_id=inp.parent_task_id,
+            events=EventPublisher(
+                streams.publisher(inp.owner_id),
                 task_id=inp.task_id,
                 owner_id=inp.owner_id,
                 agent_name=agent.name,
-                iterations=ctx.turn,
-                batch_id=inp.batch_id,
-                parent_task_id=inp.parent_task_id,
-                events=events,
-                _clients=self._clients,
-            )
+            ),
+            _clients=self._clients,
+        )
+        async with _live(streams, inp.owner_id):
             await agent.run_hook(inp.hook, ctx, execution_ctx, error=inp.error)
 
 
-async def _report_turn(batch_workflow_id: str, task_id: str, turns: int) -> None:
-    """Tell the task's batch how many turns it has finished (repeats are harmless)."""
-    handle = activity.client().get_workflow_handle(batch_workflow_id)
+@contextlib.asynccontextmanager
+async def _live(streams: EventStreams, owner_id: str) -> AsyncIterator[None]:
+    """Heartbeat (so cancellation reaches a long model call) and stream events as they come.
+
+    On the way out the owner's buffered events are flushed, failure or not, so they land
+    before anything the workflow publishes next.
+    """
+
+    async def tick() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(_TICK)
+            try:
+                await streams.flush(owner_id)
+            except Exception:
+                activity.logger.warning("could not publish events yet; will retry", exc_info=True)
+
+    ticker = asyncio.create_task(tick())
+    failed = True
     try:
-        await handle.signal(TASK_TURN_SIGNAL, TaskTurnReport(task_id=task_id, turns=turns))
-    except RPCError as err:
-        if err.status != RPCStatusCode.NOT_FOUND:  # the batch already ended
-            raise
+        yield
+        failed = False
+    finally:
+        ticker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ticker
+        try:
+            await streams.flush(owner_id)
+        except Exception:
+            if not failed:
+                raise
+            activity.logger.warning("could not publish the events of a failed turn", exc_info=True)
 
 
 def _report_failure(events: EventPublisher, err: BaseException, info: activity.Info) -> None:

@@ -211,10 +211,16 @@ class BatchChunk(BaseModel):
 
 
 class TaskTurnReport(BaseModel):
-    """Signal from a turn activity to its batch: this task has finished ``turns`` turns."""
+    """This task has finished ``turns`` turns (repeats and reordering are harmless)."""
 
     task_id: str
     turns: int
+
+
+class TaskTurnReports(BaseModel):
+    """Signal from the turn activities of one worker process to a batch."""
+
+    reports: list[TaskTurnReport]
 
 
 class BatchCounts(BaseModel):

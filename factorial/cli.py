@@ -32,6 +32,7 @@ from factorial.errors import (
     TemporalUnavailableError,
 )
 from factorial.orchestrator import Orchestrator
+from factorial.task import Batch
 
 T = TypeVar("T")
 
@@ -44,6 +45,8 @@ app = typer.Typer(
 )
 task_app = typer.Typer(help="Inspect, cancel and steer tasks.", no_args_is_help=True)
 app.add_typer(task_app, name="task")
+batch_app = typer.Typer(help="Inspect and cancel batches.", no_args_is_help=True)
+app.add_typer(batch_app, name="batch")
 
 console = Console(highlight=False)
 
@@ -272,13 +275,18 @@ def demo(
             show_default=False,
         ),
     ] = None,
-    tasks: Annotated[int, typer.Option(min=1, max=100, help="How many tasks to run.")] = 3,
+    tasks: Annotated[
+        int, typer.Option(min=1, max=100, help="How many research tasks the batch has.")
+    ] = 5,
     model: Annotated[
         str | None,
         typer.Option(help="Catalog model such as gpt-4.1-mini (needs OPENAI_API_KEY)."),
     ] = None,
 ) -> None:
-    """Run a research assistant on a few tasks and watch their events live."""
+    """Run a batch of research tasks (with sub-agents) and watch its progress live.
+
+    Ctrl-C cancels the batch and exits with code 130.
+    """
     from factorial.demo import run_demo
 
     finished = _run(lambda: _completed(run_demo(address, tasks=tasks, model_name=model)))
@@ -396,6 +404,75 @@ def task_steer(
                 "agent running? (the message may still be applied when one picks the task up)"
             ) from None
         console.print(f"message queued for {task_id}; it applies at the next turn", markup=False)
+
+    _run(lambda: _with_orchestrator(address, namespace, action))
+
+
+# -- batch ----------------------------------------------------------------------------------
+
+
+def _print_batch(batch: Batch) -> None:
+    """A batch's status, progress and task counts, one ``key: value`` per line."""
+    meta = batch.metadata
+    total = meta.total_tasks or len(batch.task_ids)
+    remaining = len(batch.remaining_task_ids)
+    lines = [
+        f"batch: {batch.id}",
+        f"status: {meta.status}",
+        f"progress: {batch.progress:g}%",
+        f"tasks: {total - remaining}/{total} ended, {remaining} remaining",
+        f"owner: {meta.owner_id}",
+    ]
+    if meta.parent_id:
+        lines.append(f"parent task: {meta.parent_id}")
+    for line in lines:
+        console.print(line, markup=False, soft_wrap=True)
+
+
+@batch_app.command("status")
+def batch_status(
+    batch_id: Annotated[str, typer.Argument(metavar="ID", help="The batch id.")],
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+    timeout: TimeoutOption = 15.0,
+) -> None:
+    """Print a batch's status, progress, and how many of its tasks have ended."""
+
+    async def action(orchestrator: Orchestrator) -> None:
+        try:
+            batch = await asyncio.wait_for(orchestrator.get_batch(batch_id), timeout)
+        except (TimeoutError, RPCError, RPCTimeoutOrCancelledError):
+            # The batch's counters are read through a query, which needs a worker.
+            raise CliError(
+                f"no worker answered for batch {batch_id} within {timeout:g}s; "
+                "is a worker for its agent running?"
+            ) from None
+        _print_batch(batch)
+
+    _run(lambda: _with_orchestrator(address, namespace, action))
+
+
+@batch_app.command("cancel")
+def batch_cancel(
+    batch_id: Annotated[str, typer.Argument(metavar="ID", help="The batch id.")],
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+    timeout: Annotated[
+        float,
+        typer.Option(min=0.1, help="Seconds to wait for the batch's tasks to wind down."),
+    ] = 60.0,
+) -> None:
+    """Cancel every task of a batch still running, then print its status."""
+
+    async def action(orchestrator: Orchestrator) -> None:
+        try:
+            batch = await asyncio.wait_for(orchestrator.cancel_batch(batch_id), timeout)
+        except (TimeoutError, RPCTimeoutOrCancelledError):
+            raise CliError(
+                f"cancellation of batch {batch_id} was requested but it did not end within "
+                f"{timeout:g}s; is a worker for its agent running?"
+            ) from None
+        _print_batch(batch)
 
     _run(lambda: _with_orchestrator(address, namespace, action))
 

@@ -1,8 +1,9 @@
-"""``factorial demo``: a research assistant running a few tasks on Temporal, live.
+"""``factorial demo``: one batch of research tasks on Temporal, with a live progress bar.
 
-Without ``OPENAI_API_KEY`` the agent runs on a scripted model (deterministic, no network),
-so the demo shows the whole machinery (durable tasks, tool calls, the owner's event
-stream) on any machine.
+The example application (``factorial.example_app``) runs in this process: each research task
+fans out to search sub-agents, and the batch's ``batch_progress`` events drive the bar.
+Without ``OPENAI_API_KEY`` both agents run on scripted models (deterministic, no network),
+so the demo shows the whole machinery on any machine. Ctrl-C cancels the batch cleanly.
 """
 
 from __future__ import annotations
@@ -10,24 +11,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-from datetime import datetime
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
-from factorial.agent import Agent
+from factorial import events as ev
 from factorial.context import AgentContext
 from factorial.devserver import DEFAULT_STATE_DIR, DevServer, free_port, is_listening
 from factorial.errors import TemporalUnavailableError, UserError
-from factorial.events import RUN_CANCELLED, RUN_COMPLETED, RUN_FAILED
-from factorial.models import CATALOG, Model, ModelRequest
+from factorial.example_app import RESEARCH_AGENT, ExampleModels, build_agents, build_models
 from factorial.orchestrator import Orchestrator
-from factorial.testing import Call, Reply, ScriptedModel, Step
+from factorial.task import Batch
 
-AGENT_NAME = "research_assistant"
 OWNER_ID = "demo-user"
 DEFAULT_ADDRESS = "127.0.0.1:7233"
 DEFAULT_UI_PORT = 8233
@@ -41,88 +48,60 @@ QUERIES = (
     "Why stream agent events to the user while a task runs?",
 )
 
-_TERMINAL = (RUN_COMPLETED, RUN_FAILED, RUN_CANCELLED)
-_STYLES = {
-    RUN_COMPLETED: "bold green",
-    RUN_FAILED: "bold red",
-    RUN_CANCELLED: "bold yellow",
-    "agent_output": "green",
-    "run_started": "bold cyan",
+#: Seconds to wait for a cancelled batch to wind down (its tasks and their sub-agents).
+_CANCEL_TIMEOUT = 60.0
+
+_BATCH_EVENTS = (ev.BATCH_PROGRESS, ev.BATCH_COMPLETED, ev.BATCH_CANCELLED)
+_TASK_ENDS = (ev.RUN_COMPLETED, ev.RUN_FAILED, ev.RUN_CANCELLED)
+_WATCHED = [*_BATCH_EVENTS, *_TASK_ENDS, ev.AGENT_OUTPUT]
+_END_STYLE = {
+    ev.RUN_COMPLETED: ("✓", "bold green"),
+    ev.RUN_FAILED: ("✗", "bold red"),
+    ev.RUN_CANCELLED: ("■", "bold yellow"),
 }
 
 
-def search_web(query: str) -> str:
-    """Search the web and return the top results.
-
-    Args:
-        query: What to search for.
-    """
-    return (
-        f"Top results for {query!r}: (1) Temporal docs: durable execution keeps long "
-        "running work alive across crashes and restarts. (2) Blog: agents as workflows, "
-        "one activity per LLM turn, retries with backoff. (3) Forum: stream progress events "
-        "so users see what the agent is doing."
-    )
+def queries_for(tasks: int) -> list[str]:
+    """``tasks`` different research questions."""
+    queries = []
+    for i in range(tasks):
+        query = QUERIES[i % len(QUERIES)]
+        if i >= len(QUERIES):
+            query = f"{query.rstrip('?')} (variant {i // len(QUERIES) + 1})?"
+        queries.append(query)
+    return queries
 
 
-def take_note(note: str) -> tuple[str, dict[str, Any]]:
-    """Save a note for the final answer.
-
-    Args:
-        note: The note to keep.
-    """
-    return "Noted.", {"note": note, "chars": len(note)}
+def _clip(value: Any, limit: int = 80) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _user_query(request: ModelRequest) -> str:
-    for message in request.messages:
-        if message.get("role") == "user":
-            return str(message.get("content") or "")
-    return ""
+def short_task_id(task_id: str) -> str:
+    """``batch-1a2b3c4d…-0`` for a batch task id (the index stays readable)."""
+    head, sep, index = task_id.rpartition("-")
+    if not sep or not head.startswith("batch-") or len(head) <= 14:
+        return task_id
+    return f"{head[:14]}…-{index}"
 
 
-def _script(request: ModelRequest) -> Step:
-    """The scripted research assistant: search, take a note, answer."""
-    query = _user_query(request)
-    if request.turn == 0:
-        return Reply(tool_calls=[Call(name="search_web", arguments={"query": query})], delay=0.4)
-    if request.turn == 1:
-        note = f"Key point for {query!r}: durable execution with retried, observable turns."
-        return Reply(tool_calls=[Call(name="take_note", arguments={"note": note})], delay=0.4)
-    return Reply(
-        content=f"Answer: {query.rstrip('?')}? In short: durable workflows, one retried "
-        "activity per turn, and a live event stream.",
-        delay=0.5,
-    )
+def batch_ui_url(ui_url: str, namespace: str, batch_id: str) -> str:
+    """The Web UI's workflow list filtered to one batch (the batch, its leaves, its tasks)."""
+    query = quote(f'FactorialBatchId="{batch_id}"', safe="")
+    return f"{ui_url}/namespaces/{namespace}/workflows?query={query}"
 
 
-def build_agent(model: Model | None = None) -> Agent:
-    """The demo's research assistant, on ``model`` or the scripted model."""
-    return Agent(
-        name=AGENT_NAME,
-        description="Searches the web, takes notes and answers briefly.",
-        instructions=(
-            "You are a research assistant. First call search_web with the user's question, "
-            "then call take_note with the key point, then answer in two sentences."
-        ),
-        tools=[search_web, take_note],
-        model=model or ScriptedModel(_script, name="scripted-research"),
-        max_turns=6,
-    )
+def _announce_model(models: ExampleModels, model_name: str | None, console: Console) -> None:
+    if models.note:
+        console.print(models.note, soft_wrap=True)
+    if models.scripted:
+        console.print(SCRIPTED_NOTICE, soft_wrap=True)
+    else:
+        console.print(f"Using model {model_name} for both agents (its API key is set).")
 
 
-def _choose_model(model_name: str | None, console: Console) -> Model | None:
-    """The catalog model to use, or None for the scripted one."""
-    if model_name and model_name not in CATALOG:
-        choices = ", ".join(sorted(CATALOG))
-        raise UserError(f"unknown model {model_name!r}; choose one of: {choices}")
-    if model_name and os.environ.get("OPENAI_API_KEY"):
-        console.print(f"Using model {model_name}")
-        return CATALOG[model_name]
-    if model_name:
-        console.print(f"OPENAI_API_KEY is not set, so {model_name} is not used.")
-    console.print(SCRIPTED_NOTICE)
-    return None
+# -- the server -----------------------------------------------------------------------------
 
 
 async def _is_temporal(address: str) -> bool:
@@ -137,12 +116,32 @@ async def _is_temporal(address: str) -> bool:
         await probe.close()
 
 
-async def _local_server(console: Console) -> tuple[str, str | None, DevServer | None]:
-    """Use the dev server on 7233 if there is one, else start one; (address, UI, started)."""
+@dataclass
+class _Server:
+    address: str
+    ui_url: str | None = None
+    #: True when the UI is only assumed to run at ``ui_url`` (a server we did not start).
+    ui_assumed: bool = False
+    started: DevServer | None = None
+
+
+async def _start(server: DevServer) -> None:
+    """Start ``server``; if interrupted meanwhile, let the start finish, stop it, re-raise."""
+    start = asyncio.ensure_future(asyncio.to_thread(server.start))
+    try:
+        await asyncio.shield(start)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await start
+        await asyncio.to_thread(server.stop)
+        raise
+
+
+async def _local_server(console: Console) -> _Server:
+    """Use the Temporal server on 7233 if there is one, else start a dev server."""
     if is_listening(DEFAULT_ADDRESS):
         if await _is_temporal(DEFAULT_ADDRESS):
-            ui = f"127.0.0.1:{DEFAULT_UI_PORT}"
-            return DEFAULT_ADDRESS, f"http://{ui}" if is_listening(ui) else None, None
+            return _Server(DEFAULT_ADDRESS, f"http://127.0.0.1:{DEFAULT_UI_PORT}", ui_assumed=True)
         console.print(f"{DEFAULT_ADDRESS} is busy and is not Temporal: using free ports.")
         port: int | None = None
         ui_port = free_port()
@@ -158,161 +157,251 @@ async def _local_server(console: Console) -> tuple[str, str | None, DevServer | 
         log_file=DEFAULT_STATE_DIR / "demo-server.log",
     )
     console.print(f"Starting a Temporal dev server on {server.address} ...")
-    await asyncio.to_thread(server.start)
-    return server.address, server.ui_url, server
+    await _start(server)
+    return _Server(server.address, server.ui_url, started=server)
 
 
-def _ui_for(address: str) -> str | None:
-    """The Web UI of a dev server at ``address``, if it runs on the default UI port."""
+def _given_server(address: str) -> _Server:
+    if not is_listening(address):
+        raise TemporalUnavailableError(f"no Temporal server at {address} (nothing listens)")
     host, _, port = address.rpartition(":")
-    if port == "7233" and is_listening(f"{host}:{DEFAULT_UI_PORT}"):
-        return f"http://{host}:{DEFAULT_UI_PORT}"
-    return None
+    if port == "7233":
+        return _Server(address, f"http://{host}:{DEFAULT_UI_PORT}", ui_assumed=True)
+    return _Server(address)
 
 
-def _clip(value: Any, limit: int = 70) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+# -- following the batch ------------------------------------------------------------------------
 
 
-def short_id(task_id: str | None) -> str:
-    """The first 8 characters of a task id's random part."""
-    return (task_id or "-").removeprefix("task-")[:8]
+@dataclass
+class _Watch:
+    """What the demo has seen of its batch so far."""
+
+    batch: Batch
+    last_offset: int | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)
+    ended: dict[str, str] = field(default_factory=dict)
+    final: dict[str, Any] | None = None
+
+    @property
+    def max_turns(self) -> int:
+        return self.batch.metadata.max_progress
 
 
-def describe_event(event: dict[str, Any]) -> str:
-    """A short human detail for an event: the tool, the output, the error."""
-    data = event.get("data")
-    kind = event.get("event_type", "")
-    if isinstance(data, dict) and "tool_name" in data:
-        if kind.endswith("_started"):
-            return f"{data['tool_name']}({_clip(data.get('arguments', ''), 50)})"
-        return f"{data['tool_name']} -> {_clip(data.get('result'), 50)}"
-    if isinstance(data, dict) and data.get("tool_calls"):
-        return "wants " + ", ".join(c["name"] for c in data["tool_calls"])
-    if isinstance(data, dict) and data.get("content"):
-        return _clip(data["content"])
-    if kind == "agent_output":
-        return _clip(data)
-    if event.get("error"):
-        return _clip(event["error"])
-    if "turn" in event:
-        return f"turn {event['turn']}"
-    return ""
+class _BatchView:
+    """A live progress bar on a terminal; one plain line per update otherwise."""
+
+    def __init__(self, console: Console, watch: _Watch) -> None:
+        self.console = console
+        self.watch = watch
+        self.live = console.is_terminal and not console.is_dumb_terminal
+        self._bar: TaskID | None = None
+        self._progress = Progress(
+            TextColumn("[bold]batch"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[tasks]}"),
+            TextColumn("{task.fields[turns]}"),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self._last_line: str | None = None
+
+    def __enter__(self) -> _BatchView:
+        if self.live:
+            self._progress.start()
+            self._bar = self._progress.add_task(
+                "batch", total=100, tasks=self._tasks_text(0), turns=self._turns_text(0.0)
+            )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live:
+            self._progress.stop()
+
+    def _tasks_text(self, done: int) -> str:
+        return f"{done}/{self.watch.batch.metadata.total_tasks} tasks"
+
+    def _turns_text(self, progress: float) -> str:
+        turns = round(progress * self.watch.max_turns / 100)
+        return f"{turns}/{self.watch.max_turns} turns"
+
+    def batch_event(self, event: dict[str, Any]) -> None:
+        progress = float(event.get("progress") or 0.0)
+        done = int(event.get("completed_tasks") or 0)
+        if self.live and self._bar is not None:
+            self._progress.update(
+                self._bar,
+                completed=progress,
+                tasks=self._tasks_text(done),
+                turns=self._turns_text(progress),
+            )
+        kind = event["event_type"]
+        line = (
+            f"{kind:<16} {progress:5.1f}%  {self._tasks_text(done)}, {self._turns_text(progress)}"
+        )
+        if kind != ev.BATCH_PROGRESS:
+            self.console.print(Text(line, style="bold"))
+        elif not self.live and line != self._last_line:
+            self.console.print(line)
+        self._last_line = line
+
+    def task_ended(self, task_id: str, kind: str, detail: Any) -> None:
+        mark, style = _END_STYLE.get(kind, ("·", ""))
+        line = Text(no_wrap=True, overflow="ellipsis")
+        line.append(f"{mark} ", style=style)
+        line.append(f"{short_task_id(task_id)} ", style="magenta")
+        line.append(f"{kind:<14}", style=style)
+        if detail:
+            line.append(f" {_clip(detail, 70)}")
+        self.console.print(line)
 
 
-def _event_line(event: dict[str, Any]) -> Text:
-    try:
-        stamp = datetime.fromisoformat(event["timestamp"]).astimezone().strftime("%H:%M:%S.%f")
-        stamp = stamp[:-3]
-    except (KeyError, ValueError):
-        stamp = "--:--:--.---"
-    kind = event.get("event_type", "?")
-    line = Text(no_wrap=True, overflow="ellipsis")
-    line.append(f"{stamp}  ", style="dim")
-    line.append(f"{short_id(event.get('task_id'))}  ", style="magenta")
-    line.append(f"{kind:<37}", style=_STYLES.get(kind, ""))
-    line.append(f" {describe_event(event)}")
-    return line
+async def _follow(orchestrator: Orchestrator, watch: _Watch, view: _BatchView) -> None:
+    """Show the batch's progress and its tasks' ends until the batch ends."""
+    top = set(watch.batch.task_ids)
+    start = None if watch.last_offset is None else watch.last_offset + 1
+    async for event in orchestrator.subscribe_to_updates(
+        OWNER_ID, event_types=_WATCHED, from_offset=start
+    ):
+        watch.last_offset = event["offset"]
+        kind = event["event_type"]
+        if kind in _BATCH_EVENTS:
+            if event.get("batch_id") != watch.batch.id or event.get("parent_task_id"):
+                continue  # another batch, or a research task's sub-agent batch
+            view.batch_event(event)
+            if kind != ev.BATCH_PROGRESS:
+                watch.final = event
+                return
+            continue
+        task_id = event.get("task_id")
+        if task_id not in top:
+            continue
+        if kind == ev.AGENT_OUTPUT:
+            watch.outputs[task_id] = event.get("data")
+        elif task_id not in watch.ended:
+            watch.ended[task_id] = kind
+            detail = watch.outputs.get(task_id) if kind == ev.RUN_COMPLETED else event.get("error")
+            view.task_ended(task_id, kind, detail)
 
 
-async def _follow(
-    orchestrator: Orchestrator, task_ids: list[str], console: Console
-) -> dict[str, str]:
-    """Print the tasks' events until each one ended; returns task id -> terminal event."""
-    ended: dict[str, str] = {}
-    async for event in orchestrator.subscribe_to_updates(OWNER_ID, task_ids=task_ids):
-        console.print(_event_line(event), no_wrap=True, overflow="ellipsis")
-        if event.get("event_type") in _TERMINAL:
-            ended[event["task_id"]] = event["event_type"]
-            if len(ended) == len(task_ids):
-                break
-    return ended
-
-
-async def _summary(orchestrator: Orchestrator, task_ids: list[str], console: Console) -> None:
-    table = Table(title="Tasks")
-    table.add_column("task")
-    table.add_column("status")
+async def _results(orchestrator: Orchestrator, batch: Batch, console: Console) -> None:
+    """A table of the batch's tasks: status and the start of the output (or error)."""
+    table = Table(title=f"Batch {batch.id}")
+    table.add_column("task id", no_wrap=True)
+    table.add_column("status", no_wrap=True)
     table.add_column("output", overflow="fold")
-    for task_id in task_ids:
-        data = await orchestrator.get_task_data(task_id) or {}
-        status = str(data.get("status", "?"))
+    for task_id in batch.task_ids:
+        try:
+            data = await asyncio.wait_for(orchestrator.get_task_data(task_id), 15) or {}
+        except Exception as err:  # noqa: BLE001 - one unreadable task must not hide the rest
+            data = {"status": "?", "error": f"{type(err).__name__}: {err}"}
         output = data.get("output") if data.get("output") is not None else data.get("error")
-        table.add_row(short_id(task_id), status, _clip(output or "", 200))
+        table.add_row(short_task_id(task_id), str(data.get("status", "?")), _clip(output or ""))
     console.print(table)
 
 
-async def _cancel_all(orchestrator: Orchestrator, task_ids: list[str], console: Console) -> None:
-    """Cancel the demo's tasks and give the workers a moment to wind them down."""
-    console.print("Interrupted: cancelling the running tasks ...")
-    for task_id in task_ids:
+async def _cancel(
+    orchestrator: Orchestrator, watch: _Watch, view: _BatchView, console: Console
+) -> None:
+    """Cancel the batch, wait until it has ended, and show how it ended."""
+    batch = watch.batch
+    console.print(Text(f"Interrupted: cancelling batch {batch.id} ...", style="bold yellow"))
+    try:
+        ended = await asyncio.wait_for(orchestrator.cancel_batch(batch.id), _CANCEL_TIMEOUT)
+    except Exception as err:  # noqa: BLE001 - report and still stop cleanly
+        console.print(f"Could not cancel batch {batch.id}: {type(err).__name__}: {err}")
+        return
+    if watch.final is None:
         with contextlib.suppress(Exception):
-            await orchestrator.cancel_task(task_id)
+            await asyncio.wait_for(_follow(orchestrator, watch, view), 15)
+    status = ended.metadata.status
+    console.print(
+        Text(
+            f"Batch {batch.id}: {status} (progress {ended.progress:g}%, "
+            f"{len(batch.task_ids) - len(ended.remaining_task_ids)}/{len(batch.task_ids)} "
+            "tasks ended)",
+            style="bold yellow",
+        )
+    )
     with contextlib.suppress(Exception):
-        await asyncio.wait_for(_wait_ended(orchestrator, task_ids), 10)
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(_summary(orchestrator, task_ids, console), 10)
+        await asyncio.wait_for(_results(orchestrator, batch, console), 60)
 
 
-async def _wait_ended(orchestrator: Orchestrator, task_ids: list[str]) -> None:
-    for task_id in task_ids:
-        with contextlib.suppress(Exception):
-            await orchestrator.get_task_result(task_id)
+def _footer(server: _Server, namespace: str, batch: Batch, console: Console) -> None:
+    console.print(
+        f"Inspect it: factorial batch status {batch.id} --address {server.address}",
+        soft_wrap=True,
+    )
+    if server.ui_url:
+        hedge = " (if its Web UI runs there)" if server.ui_assumed else ""
+        console.print(
+            f"Web UI{hedge}: {batch_ui_url(server.ui_url, namespace, batch.id)}", soft_wrap=True
+        )
 
 
-async def run_demo(address: str | None, tasks: int = 3, model_name: str | None = None) -> None:
-    """Run ``tasks`` research tasks and print their events live, then a summary.
+# -- the demo -------------------------------------------------------------------------------------
+
+
+async def run_demo(address: str | None, tasks: int = 5, model_name: str | None = None) -> None:
+    """Run one batch of ``tasks`` research tasks with a live progress bar, then a results table.
 
     Args:
         address: Temporal frontend ``host:port``; None uses (or starts) a local dev server.
-        tasks: How many tasks to run at once.
-        model_name: A catalog model (e.g. ``gpt-4.1-mini``), used if ``OPENAI_API_KEY`` is set.
+        tasks: How many research tasks the batch has.
+        model_name: A catalog model (e.g. ``gpt-4.1-mini``), used if its API key is set.
 
     Raises:
         UserError: Unknown model name or a bad task count.
         TemporalUnavailableError: No Temporal server at ``address``.
+        asyncio.CancelledError: Interrupted; the batch was cancelled first.
     """
     console = Console(highlight=False)
     if tasks < 1:
         raise UserError("--tasks must be at least 1")
-    model = _choose_model(model_name, console)
-    server: DevServer | None = None
-    if address is None:
-        address, ui_url, server = await _local_server(console)
-    else:
-        if not is_listening(address):
-            raise TemporalUnavailableError(f"no Temporal server at {address} (nothing listens)")
-        ui_url = _ui_for(address)
-    orchestrator = Orchestrator(temporal_address=address)
-    task_ids: list[str] = []
+    models = build_models(model_name)
+    _announce_model(models, model_name, console)
+    server = await _local_server(console) if address is None else _given_server(address)
+    orchestrator = Orchestrator(temporal_address=server.address)
     try:
-        agent = build_agent(model)
-        orchestrator.register_runner(agent=agent)
+        research, search = build_agents(models)
+        orchestrator.register_runner(agent=research)
+        orchestrator.register_runner(agent=search)
         await orchestrator.start_workers()
-        console.print(f"Workers for {AGENT_NAME!r} are running against {address}.")
-        for i in range(tasks):
-            query = QUERIES[i % len(QUERIES)]
-            if i >= len(QUERIES):
-                query = f"{query} (variant {i // len(QUERIES) + 1})"
-            task = await orchestrator.enqueue_task(
-                agent=agent, owner_id=OWNER_ID, payload=AgentContext(query=query)
-            )
-            task_ids.append(task.id)
-            console.print(Text(f"Enqueued {short_id(task.id)}: {query}", style="bold"))
+        console.print(
+            f"Workers for {research.name} and {search.name} run in this process "
+            f"against {server.address}.",
+            soft_wrap=True,
+        )
+        batch = await orchestrator.enqueue_batch(
+            research, OWNER_ID, [AgentContext(query=q) for q in queries_for(tasks)]
+        )
+        console.print(
+            Text(
+                f"Enqueued batch {batch.id}: {tasks} {RESEARCH_AGENT} tasks for {OWNER_ID} "
+                f"(each fans out to search sub-agents; up to {batch.metadata.max_progress} turns)",
+                style="bold",
+            ),
+            soft_wrap=True,
+        )
+        watch = _Watch(batch)
+        view = _BatchView(console, watch)
         try:
-            await _follow(orchestrator, task_ids, console)
+            with view:
+                await _follow(orchestrator, watch, view)
         except asyncio.CancelledError:
-            await _cancel_all(orchestrator, task_ids, console)
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()  # let the clean-up below await normally
+            await _cancel(orchestrator, watch, view, console)
+            _footer(server, orchestrator.namespace, batch, console)
             raise
-        await _summary(orchestrator, task_ids, console)
-        if ui_url:
-            console.print(f"Web UI: {ui_url}/namespaces/{orchestrator.namespace}/workflows")
+        await _results(orchestrator, batch, console)
+        _footer(server, orchestrator.namespace, batch, console)
     finally:
         try:
             await orchestrator.close()
         finally:
-            if server is not None:
+            if server.started is not None:
                 console.print("Stopping the dev server we started.")
-                server.stop()
+                server.started.stop()

@@ -123,11 +123,15 @@ class BatchWorkflow:
             raise ValueError(f"chunk {chunk.index} refused: already received or batch ended")
 
     @workflow.signal(name=wire.TASK_TURN_SIGNAL)
-    def task_turn(self, report: wire.TaskTurnReport) -> None:
-        """A task finished a turn (sent by its turn activity; repeats are harmless)."""
-        index = int(report.task_id.rsplit("-", 1)[1])
-        if report.turns > self._turns.get(index, 0):
-            self._turns[index] = report.turns
+    def task_turn(self, batch: wire.TaskTurnReports) -> None:
+        """Tasks finished turns (sent by turn activities; repeats are harmless)."""
+        changed = False
+        for report in batch.reports:
+            index = int(report.task_id.rsplit("-", 1)[1])
+            if report.turns > self._turns.get(index, 0):
+                self._turns[index] = report.turns
+                changed = True
+        if changed:
             self._changed()
 
     @workflow.signal(name=wire.CANCEL_REMAINING_SIGNAL)
