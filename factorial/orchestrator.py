@@ -502,7 +502,11 @@ class Orchestrator:
         """
         handle, description = await self._describe_batch(batch_id)
         try:
-            snapshot = await handle.query(wire.BATCH_SNAPSHOT_QUERY, result_type=wire.BatchSnapshot)
+            snapshot = await handle.query(
+                wire.BATCH_SNAPSHOT_QUERY,
+                result_type=wire.BatchSnapshot,
+                rpc_timeout=_QUERY_TIMEOUT,
+            )
         except RPCError:
             if description.status != WorkflowExecutionStatus.COMPLETED:
                 raise

@@ -112,6 +112,8 @@ def build_workers(
             default_heartbeat_throttle_interval=timedelta(seconds=1),
             max_heartbeat_throttle_interval=timedelta(seconds=2),
             graceful_shutdown_timeout=timedelta(seconds=5),
+            # After a worker dies its cached workflows move to another within 3s (default 10s).
+            sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),
         )
         for name, (_, config) in runners.items()
     ]

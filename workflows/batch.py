@@ -73,6 +73,7 @@ class BatchWorkflow:
             inp.owner_id, {"batch_id": inp.batch_id, "owner_id": inp.owner_id}
         )
         self._last_progress: float | None = None
+        self._last_emitted: tuple[float, int] | None = None
 
     @workflow.run
     async def run(self, inp: wire.BatchInput) -> wire.BatchSnapshot:
@@ -326,8 +327,10 @@ class BatchWorkflow:
     def _emit_progress(self) -> None:
         counts = self._counts()
         progress = round(100.0 * counts.done_units / max(1, self._max_units()), 2)
-        if progress == self._last_progress:
+        ended = counts.completed + counts.failed + counts.cancelled
+        if (progress, ended) == self._last_emitted:
             return
+        self._last_emitted = (progress, ended)
         self._last_progress = progress
         self._events.emit(
             ev.BATCH_PROGRESS, coalesce=True, **self._event_fields(counts, progress, "active")

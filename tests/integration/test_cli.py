@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,11 +16,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from factorial import Agent, AgentContext, Orchestrator
+from factorial import Agent, AgentContext, Orchestrator, deferred_tool
 from factorial.cli import app
 from factorial.demo import SCRIPTED_NOTICE
 from factorial.devserver import DevServer, free_port
-from factorial.testing import ScriptedModel, reply
+from factorial.example_app import RESEARCH_AGENT, build_orchestrator, topics_for
+from factorial.testing import ScriptedModel, call_tool, reply
 
 FACTORIAL = str(Path(sys.executable).with_name("factorial"))
 
@@ -33,13 +35,16 @@ HELP_COMMANDS = [
     ["task", "status"],
     ["task", "cancel"],
     ["task", "steer"],
+    ["batch"],
+    ["batch", "status"],
+    ["batch", "cancel"],
 ]
 
 
 def cli_env() -> dict[str, str]:
     """The environment for a ``factorial`` subprocess: no model key, no Temporal settings."""
     env = dict(os.environ)
-    for name in ("OPENAI_API_KEY", "TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE"):
+    for name in ("OPENAI_API_KEY", "FACTORIAL_MODEL", "TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE"):
         env.pop(name, None)
     return env
 
@@ -79,20 +84,27 @@ def test_help(command: list[str]) -> None:
 def test_help_of_the_installed_command() -> None:
     result = run_cli("--help")
     assert result.returncode == 0
-    for command in ("dev", "worker", "demo", "task", "events"):
+    for command in ("dev", "worker", "demo", "task", "batch", "events"):
         assert command in result.stdout
 
 
-def test_demo_runs_tasks_to_completion(temporal_server: DevServer) -> None:
-    result = run_cli("demo", "--address", temporal_server.address, "--tasks", "2", timeout=90)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "Traceback" not in result.stderr
-    assert SCRIPTED_NOTICE in result.stdout
-    completed = [line for line in result.stdout.splitlines() if "run_completed" in line]
-    assert len(completed) == 2, result.stdout
-    assert len({line.split()[1] for line in completed}) == 2  # two different tasks
-    assert "search_web" in result.stdout and "take_note" in result.stdout
-    assert result.stdout.count("completed │") == 2  # the summary table's status column
+def test_demo_runs_a_batch_to_completion(temporal_server: DevServer) -> None:
+    result = run_cli("demo", "--address", temporal_server.address, "--tasks", "2", timeout=180)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "Traceback" not in out + result.stderr
+    assert SCRIPTED_NOTICE in out
+    batch_id = re.search(r"Enqueued batch (batch-[0-9a-f]+)", out).group(1)
+    # Progress lines (plain text, as stdout is not a terminal), then the batch's end.
+    assert "batch_progress" in out
+    assert re.search(r"batch_completed +100\.0% +2/2 tasks, 6/6 turns", out), out
+    # One line per finished research task, then the results table of both.
+    finished = [line for line in out.splitlines() if "run_completed" in line]
+    assert len(finished) == 2, out
+    assert out.count("│ completed │") == 2, out
+    assert out.count("Summary of") >= 4  # in the task lines and in the table
+    assert f"factorial batch status {batch_id}" in out
+    assert "Web UI" not in out  # a server on another port than 7233: no UI is assumed
 
 
 def test_demo_rejects_an_unknown_model(temporal_server: DevServer) -> None:
@@ -126,6 +138,70 @@ def test_no_server_from_the_environment() -> None:
         [FACTORIAL, "events", "someone"], capture_output=True, text=True, timeout=30, env=env
     )
     assert address in assert_one_error_line(result)
+
+
+def test_status_of_an_unknown_batch(temporal_server: DevServer) -> None:
+    result = run_cli("batch", "status", "batch-doesnotexist", "--address", temporal_server.address)
+    assert "batch-doesnotexist" in assert_one_error_line(result)
+
+
+def test_cancel_of_an_unknown_batch(temporal_server: DevServer) -> None:
+    result = run_cli("batch", "cancel", "batch-doesnotexist", "--address", temporal_server.address)
+    assert "batch-doesnotexist" in assert_one_error_line(result)
+
+
+def test_invalid_batch_id(temporal_server: DevServer) -> None:
+    result = run_cli("batch", "status", "not a valid id", "--address", temporal_server.address)
+    assert "invalid batch id" in assert_one_error_line(result)
+
+
+def test_batch_status_without_a_server() -> None:
+    address = f"127.0.0.1:{free_port()}"
+    result = run_cli("batch", "cancel", "batch-x", "--address", address, timeout=30)
+    assert address in assert_one_error_line(result)
+
+
+@deferred_tool(timeout=3600)
+def wait_for_approval() -> str:
+    """Wait for an approval that never comes."""
+    return "waiting"
+
+
+async def test_batch_status_and_cancel(orchestrator: Orchestrator, unique) -> None:
+    # Each task finishes one turn, then waits: the batch stays at 1 of 2 turns per task.
+    agent = Agent(
+        name=unique("cli_batch"),
+        tools=[wait_for_approval],
+        model=ScriptedModel([call_tool("wait_for_approval")]),
+        max_turns=2,
+    )
+    orchestrator.register_runner(agent=agent)
+    await orchestrator.start_workers()
+    address = orchestrator.temporal_address
+    batch = await orchestrator.enqueue_batch(agent, unique("cli_owner"), [{"query": "a"}] * 2)
+    async with asyncio.timeout(60):
+        while (await orchestrator.get_batch(batch.id)).progress < 50:
+            await asyncio.sleep(0.2)
+
+    status = await asyncio.to_thread(run_cli, "batch", "status", batch.id, "--address", address)
+    assert status.returncode == 0, status.stderr
+    lines = status.stdout.splitlines()
+    assert f"batch: {batch.id}" in lines
+    assert "status: active" in lines
+    assert "progress: 50%" in lines
+    assert "tasks: 0/2 ended, 2 remaining" in lines
+
+    cancel = await asyncio.to_thread(
+        run_cli, "batch", "cancel", batch.id, "--address", address, timeout=120
+    )
+    assert cancel.returncode == 0, cancel.stderr
+    assert "status: cancelled" in cancel.stdout.splitlines()
+    assert "2 remaining" not in cancel.stdout
+    assert (await orchestrator.get_batch(batch.id)).metadata.status == "cancelled"
+
+    again = await asyncio.to_thread(run_cli, "batch", "status", batch.id, "--address", address)
+    assert again.returncode == 0, again.stderr
+    assert "status: cancelled" in again.stdout.splitlines()
 
 
 @pytest.mark.parametrize(
@@ -225,3 +301,45 @@ async def test_worker_process_runs_tasks(temporal_server: DevServer, unique, tmp
             if process is not None and process.returncode is None:
                 process.kill()
                 await process.wait()
+
+
+async def test_worker_runs_the_example_app(temporal_server: DevServer, unique) -> None:
+    address = temporal_server.address
+    worker = await asyncio.create_subprocess_exec(
+        FACTORIAL,
+        "worker",
+        "factorial.example_app:orchestrator",
+        "--address",
+        address,
+        env=cli_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    # The example agents on this side only enqueue: every turn runs in the worker process.
+    orchestrator = build_orchestrator(address)
+    try:
+        line = await read_line(worker.stdout, timeout=60)
+        assert "Worker running agents research_agent, search_agent" in line, line
+        research = next(a for a in orchestrator.agents if a.name == RESEARCH_AGENT)
+        query = "Why run agents on Temporal?"
+        task = await orchestrator.enqueue_task(
+            agent=research, owner_id=unique("example_owner"), payload=AgentContext(query=query)
+        )
+        output = await asyncio.wait_for(task.result(), 120)
+        topics = topics_for(query)
+        assert output.startswith(
+            f"Summary of {len(topics)}/{len(topics)} sub-task results for {query!r}:"
+        ), output
+        for topic in topics:
+            assert topic in output
+
+        worker.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(worker.wait(), 60) == 0
+        rest = (await worker.stdout.read()).decode()
+        assert "Traceback" not in rest
+    finally:
+        await orchestrator.close()
+        if worker.returncode is None:
+            worker.kill()
+            await worker.wait()
