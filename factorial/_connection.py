@@ -26,6 +26,8 @@ def tls_config(
     if isinstance(tls, TLSConfig):
         return tls
     if cert or key or ca:
+        if tls is False:
+            raise UserError("tls=False contradicts the TLS certificate settings given")
         if bool(cert) != bool(key):
             raise UserError("TLS needs both a client certificate and a client key")
         return TLSConfig(
@@ -40,8 +42,11 @@ def read_file(path: str | None) -> bytes | None:
     """The bytes of a PEM file, or None without a path."""
     if not path:
         return None
-    with open(path, "rb") as f:
-        return f.read()
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as err:
+        raise UserError(f"cannot read TLS file {path}: {err.strerror}") from None
 
 
 async def register_search_attributes(client: Client) -> frozenset[str]:

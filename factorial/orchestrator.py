@@ -62,6 +62,8 @@ from factorial.task import Batch, BatchMetadata, Task, TaskStatus
 from factorial.tools import format_tool_output
 from factorial.worker import AgentWorkerConfig, agent_task_queue, build_workers
 
+#: How long connecting may take before the server counts as unavailable.
+_CONNECT_TIMEOUT = timedelta(seconds=15)
 #: How long a query or an update waits for a worker before giving up.
 _QUERY_TIMEOUT = timedelta(seconds=10)
 _UPDATE_TIMEOUT = timedelta(seconds=30)
@@ -117,8 +119,8 @@ class Orchestrator:
         batch_chunk_size: int = 200,
     ) -> None:
         env = os.environ
-        self.temporal_address = temporal_address or env.get("TEMPORAL_ADDRESS", "localhost:7233")
-        self.namespace = namespace or env.get("TEMPORAL_NAMESPACE", "default")
+        self.temporal_address = temporal_address or env.get("TEMPORAL_ADDRESS") or "localhost:7233"
+        self.namespace = namespace or env.get("TEMPORAL_NAMESPACE") or "default"
         self._api_key = api_key or env.get("TEMPORAL_API_KEY") or None
         self._tls = tls_config(
             tls,
@@ -155,16 +157,20 @@ class Orchestrator:
                 self._search_attributes = await register_search_attributes(self._client)
             if self._client is None:
                 try:
-                    self._client = await Client.connect(
-                        self.temporal_address,
-                        namespace=self.namespace,
-                        data_converter=pydantic_data_converter,
-                        api_key=self._api_key,
-                        tls=self._tls,
+                    self._client = await asyncio.wait_for(
+                        Client.connect(
+                            self.temporal_address,
+                            namespace=self.namespace,
+                            data_converter=pydantic_data_converter,
+                            api_key=self._api_key,
+                            tls=self._tls,
+                        ),
+                        _CONNECT_TIMEOUT.total_seconds(),
                     )
-                except RuntimeError as err:
+                except (RuntimeError, TimeoutError) as err:
                     raise TemporalUnavailableError(
-                        f"no Temporal server at {self.temporal_address}: {err}"
+                        f"no Temporal server answered at {self.temporal_address}: "
+                        f"{err or 'timed out'}"
                     ) from None
                 self._connected = True
                 self._search_attributes = await register_search_attributes(self._client)

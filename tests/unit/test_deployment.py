@@ -1,0 +1,361 @@
+"""The Docker deployment: docker-compose.yml, the worker's Dockerfile and their scripts.
+
+No Docker engine is needed: the files are parsed and cross-checked against the code, the
+one-shot admin script runs against a real dev server with the Temporal CLI, and
+`docker compose config` validates the file where the compose plugin is installed.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import tomllib
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from factorial import Orchestrator
+from factorial._wire import SEARCH_ATTRIBUTES
+from factorial.devserver import DevServer, temporal_binary
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+
+SERVICES = {"postgresql", "temporal", "temporal-admin-tools", "temporal-ui", "worker"}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return compose["services"]
+
+
+def _dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    pairs = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            instruction, _, args = line.partition(" ")
+            pairs.append((instruction.upper(), args.strip()))
+    return pairs
+
+
+def _dockerfile(instruction: str) -> list[str]:
+    return [args for name, args in _dockerfile_instructions() if name == instruction]
+
+
+def _exec_form(instruction: str) -> list[str]:
+    """The JSON (exec) form of the last ENTRYPOINT or CMD."""
+    found = _dockerfile(instruction)
+    assert found, f"the Dockerfile has no {instruction}"
+    value = json.loads(found[-1])
+    assert isinstance(value, list), f"{instruction} must use the exec (JSON) form"
+    return value
+
+
+def _worker_argv(services: dict[str, dict[str, Any]]) -> list[str]:
+    """What the worker container runs: ENTRYPOINT + (compose command or Dockerfile CMD)."""
+    command = services["worker"].get("command")
+    if isinstance(command, str):
+        command = command.split()
+    return _exec_form("ENTRYPOINT") + (command or _exec_form("CMD"))
+
+
+def _environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.partition("=")[::2] for item in env)
+    return {key: str(value) for key, value in env.items()}
+
+
+def _depends_on(service: dict[str, Any]) -> dict[str, str]:
+    deps = service.get("depends_on") or {}
+    if isinstance(deps, list):
+        return dict.fromkeys(deps, "service_started")
+    return {name: (spec or {}).get("condition", "service_started") for name, spec in deps.items()}
+
+
+def _published_ports(service: dict[str, Any]) -> set[int]:
+    published = set()
+    for port in service.get("ports") or []:
+        if isinstance(port, dict):
+            published.add(int(port["published"]))
+        else:
+            parts = str(port).split("/")[0].split(":")
+            if len(parts) >= 2:
+                published.add(int(parts[-2]))
+    return published
+
+
+def _script(service: dict[str, Any]) -> str:
+    """The shell script a one-shot service runs, with compose's `$$` escapes undone."""
+    assert service.get("entrypoint") == ["/bin/sh", "-c"]
+    command = service["command"]
+    script = command[0] if isinstance(command, list) else command
+    return script.replace("$$", "$")
+
+
+# -- services and images ------------------------------------------------------------------
+
+
+def test_all_services_are_defined(services: dict[str, dict[str, Any]]) -> None:
+    assert set(services) >= SERVICES
+
+
+def test_every_image_is_pinned(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        image = service.get("image")
+        if image is None:
+            assert "build" in service, f"{name} has neither an image nor a build"
+            continue
+        repository, _, tag = image.rpartition(":")
+        assert repository and "/" not in tag, f"{name}: image {image!r} has no tag"
+        assert tag != "latest" and re.search(r"\d+\.\d+", tag), f"{name}: {image!r} is not pinned"
+
+
+def test_dockerfile_base_image_is_pinned() -> None:
+    (base,) = _dockerfile("FROM")
+    assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?", base), base
+
+
+def test_dockerfile_installs_every_package_of_the_project() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    copied = " ".join(_dockerfile("COPY"))
+    for needed in ("pyproject.toml", pyproject["project"]["readme"]):
+        assert needed in copied, f"the build needs {needed}"
+    for pattern in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]:
+        package = pattern.rstrip("*")
+        assert re.search(rf"\b{package}\b", copied), f"package {package} is not copied"
+    assert any(re.match(r"pip install \S+", run) for run in _dockerfile("RUN"))
+
+
+def test_dockerignore_keeps_the_build_inputs() -> None:
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    for needed in ("pyproject.toml", "README.md", "factorial", "workflows", "activities"):
+        ignored = [p for p in patterns if fnmatch.fnmatch(needed, p.rstrip("/"))]
+        assert not ignored, f"{needed} is excluded by .dockerignore ({ignored})"
+
+
+def test_worker_image_runs_as_non_root() -> None:
+    users = _dockerfile("USER")
+    assert users and users[-1] not in ("root", "0"), "the worker must not run as root"
+
+
+# -- the worker ---------------------------------------------------------------------------
+
+
+def test_worker_builds_from_the_dockerfile(services: dict[str, dict[str, Any]]) -> None:
+    build = services["worker"]["build"]
+    if isinstance(build, str):
+        build = {"context": build}
+    context = ROOT / build.get("context", ".")
+    dockerfile = context / build.get("dockerfile", "Dockerfile")
+    assert dockerfile.resolve() == DOCKERFILE
+    assert DOCKERFILE.is_file()
+
+
+def test_worker_runs_factorial_worker(services: dict[str, dict[str, Any]]) -> None:
+    assert _exec_form("ENTRYPOINT") == ["factorial"]
+    cmd = _exec_form("CMD")
+    assert cmd[0] == "worker" and len(cmd) == 2
+    argv = _worker_argv(services)
+    assert argv[:2] == ["factorial", "worker"]
+    assert re.fullmatch(r"[\w.]+:[\w.]+", argv[2]), argv
+    # The compose command (if any) and the image's default serve the same app.
+    assert argv[1:] == cmd
+
+
+def test_worker_target_is_an_orchestrator(services: dict[str, dict[str, Any]]) -> None:
+    target = _worker_argv(services)[2]
+    module = target.partition(":")[0]
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} does not exist yet")
+    from factorial.cli import load_orchestrator
+
+    assert isinstance(load_orchestrator(target), Orchestrator)
+
+
+def test_worker_environment(services: dict[str, dict[str, Any]]) -> None:
+    env = _environment(services["worker"])
+    assert env["TEMPORAL_ADDRESS"] == "temporal:7233"
+    assert env["OPENAI_API_KEY"] == "${OPENAI_API_KEY:-}"
+
+
+def test_worker_scales(services: dict[str, dict[str, Any]]) -> None:
+    worker = services["worker"]
+    assert "container_name" not in worker, "a fixed container name prevents scaling"
+    assert int(worker.get("deploy", {}).get("replicas", 1)) >= 2
+    assert "ports" not in worker, "published ports would clash between replicas"
+
+
+# -- wiring -------------------------------------------------------------------------------
+
+
+def test_ports_are_published(services: dict[str, dict[str, Any]]) -> None:
+    assert 7233 in _published_ports(services["temporal"])
+    assert 8080 in _published_ports(services["temporal-ui"])
+
+
+def test_dependency_chain(services: dict[str, dict[str, Any]]) -> None:
+    assert _depends_on(services["temporal"])["postgresql"] == "service_healthy"
+    assert _depends_on(services["temporal-admin-tools"])["temporal"] == "service_healthy"
+    assert "temporal" in _depends_on(services["temporal-ui"])
+    worker = _depends_on(services["worker"])
+    assert worker["temporal"] == "service_healthy"
+    assert worker["temporal-admin-tools"] == "service_completed_successfully"
+
+
+def test_dependency_conditions_can_be_met(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        for dep, condition in _depends_on(service).items():
+            assert dep in services, f"{name} depends on unknown service {dep}"
+            if condition == "service_healthy":
+                assert "healthcheck" in services[dep], f"{dep} has no healthcheck for {name}"
+            if condition == "service_completed_successfully":
+                assert services[dep].get("restart") == "no", f"{dep} is not a one-shot job"
+
+
+def test_dependencies_have_no_cycle(services: dict[str, dict[str, Any]]) -> None:
+    done: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, f"dependency cycle: {' -> '.join((*path, name))}"
+        if name not in done:
+            for dep in _depends_on(services[name]):
+                visit(dep, (*path, name))
+            done.add(name)
+
+    for name in services:
+        visit(name, ())
+
+
+def test_temporal_uses_postgresql(services: dict[str, dict[str, Any]]) -> None:
+    temporal = services["temporal"]
+    env = _environment(temporal)
+    assert env["DB"] == "postgres12"
+    assert env["POSTGRES_SEEDS"] == "postgresql"
+    postgres = _environment(services["postgresql"])
+    assert env["POSTGRES_USER"] == postgres["POSTGRES_USER"]
+    assert env["POSTGRES_PWD"] == postgres["POSTGRES_PASSWORD"]
+    assert env.get("DBNAME", "temporal") == postgres["POSTGRES_DB"]
+
+
+def test_mounted_configs_exist(services: dict[str, dict[str, Any]]) -> None:
+    configs = yaml.safe_load(COMPOSE_FILE.read_text())["configs"]
+    mounted = {
+        c["target"]: configs[c["source"]]["content"]
+        for service in services.values()
+        for c in service.get("configs") or []
+    }
+    for name, service in services.items():
+        for volume in service.get("volumes") or []:
+            assert not str(volume).startswith("./"), f"{name} mounts a host path: {volume}"
+    env = _environment(services["temporal"])
+    dynamic_config = f"/etc/temporal/{env['DYNAMIC_CONFIG_FILE_PATH']}"
+    assert yaml.safe_load(mounted[dynamic_config])["frontend.enableUpdateWorkflowExecution"]
+    visibility_db = env.get("VISIBILITY_DBNAME", "temporal_visibility")
+    init_sql = mounted["/docker-entrypoint-initdb.d/create-databases.sql"]
+    assert f"CREATE DATABASE {visibility_db}" in init_sql
+
+
+# -- the one-shot scripts -----------------------------------------------------------------
+
+
+def test_admin_tools_registers_the_search_attributes(services: dict[str, dict[str, Any]]) -> None:
+    script = _script(services["temporal-admin-tools"])
+    loop = re.search(r"for name in ([^;\n]+);", script)
+    assert loop, "the script should loop over the search attribute names"
+    assert loop.group(1).split() == list(SEARCH_ATTRIBUTES)
+    assert re.search(
+        r"temporal operator search-attribute create .*--name \"\$name\" --type Keyword", script
+    )
+    assert re.search(r"already exists", script), "registering again must not fail"
+
+
+@pytest.mark.parametrize("service", ["temporal-schema", "temporal-admin-tools"])
+def test_one_shot_scripts_are_valid_shell(
+    services: dict[str, dict[str, Any]], service: str
+) -> None:
+    if service not in services:
+        pytest.skip(f"no {service} service")
+    sh = shutil.which("sh")
+    if sh is None:
+        pytest.skip("no sh")
+    result = subprocess.run(
+        [sh, "-n", "-c", _script(services[service])], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def _run_admin_script(script: str, address: str) -> subprocess.CompletedProcess[str]:
+    cli_dir = str(Path(temporal_binary()).parent)
+    env = dict(os.environ, TEMPORAL_ADDRESS=address, PATH=cli_dir + os.pathsep + os.environ["PATH"])
+    return subprocess.run(
+        ["/bin/sh", "-c", script], env=env, capture_output=True, text=True, timeout=90
+    )
+
+
+def test_admin_tools_script_runs_against_a_real_server(
+    services: dict[str, dict[str, Any]], temporal_server: DevServer
+) -> None:
+    """Run the one-shot job with the same `temporal` CLI on a namespace that does not exist yet."""
+    namespace = f"deploy-{uuid.uuid4().hex[:8]}"
+    script = _script(services["temporal-admin-tools"]).replace(
+        "--namespace default", f"--namespace {namespace}"
+    )
+    assert namespace in script
+    for attempt in ("first run", "second run"):
+        result = _run_admin_script(script, temporal_server.address)
+        assert result.returncode == 0, f"{attempt}: {result.stdout}\n{result.stderr}"
+    listed = subprocess.run(
+        [temporal_binary(), "operator", "search-attribute", "list"]
+        + ["--address", temporal_server.address, "--namespace", namespace, "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    custom = json.loads(listed.stdout)["customAttributes"]
+    for name in SEARCH_ATTRIBUTES:
+        assert custom.get(name) == "INDEXED_VALUE_TYPE_KEYWORD", custom
+
+
+def _compose_v2() -> list[str] | None:
+    docker = shutil.which("docker")
+    if docker is None:
+        return None
+    probe = subprocess.run([docker, "compose", "version"], capture_output=True, timeout=30)
+    return [docker, "compose"] if probe.returncode == 0 else None
+
+
+def test_docker_compose_config_validates() -> None:
+    compose_cmd = _compose_v2()
+    if compose_cmd is None:
+        pytest.skip("the docker compose plugin is not installed")
+    result = subprocess.run(
+        [*compose_cmd, "-f", str(COMPOSE_FILE), "config", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
