@@ -41,6 +41,7 @@ class TurnPolicy(BaseModel):
     max_backoff: float = 60.0
     turn_timeout: float = 300.0
     heartbeat_timeout: float = 30.0
+    continue_as_new_bytes: int = 8 * 1024 * 1024
 
 
 class TaskInput(BaseModel):

@@ -36,6 +36,8 @@ class AgentWorkerConfig(BaseModel):
         turn_timeout: Seconds one turn (model call plus tools) may take.
         heartbeat_timeout: Seconds without a heartbeat before a turn counts as lost
             (a killed worker's turn is retried elsewhere after this).
+        continue_as_new_bytes: A task continues as new (same id, fresh history) at a turn
+            boundary once its history is this large; Temporal's hard limit is 50 MiB.
         task_queue: Overrides the agent's task queue name.
     """
 
@@ -47,6 +49,7 @@ class AgentWorkerConfig(BaseModel):
     max_backoff: float = Field(default=60.0, gt=0)
     turn_timeout: float = Field(default=300.0, gt=0)
     heartbeat_timeout: float = Field(default=30.0, gt=0)
+    continue_as_new_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=40 * 1024 * 1024)
     task_queue: str | None = None
 
     def turn_policy(self) -> TurnPolicy:
@@ -58,6 +61,7 @@ class AgentWorkerConfig(BaseModel):
             max_backoff=self.max_backoff,
             turn_timeout=self.turn_timeout,
             heartbeat_timeout=self.heartbeat_timeout,
+            continue_as_new_bytes=self.continue_as_new_bytes,
         )
 
 

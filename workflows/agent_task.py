@@ -61,8 +61,6 @@ with workflow.unsafe.imports_passed_through():
 
 _STATUS_KEY = SearchAttributeKey.for_keyword(SA_STATUS)
 _STEERING_ROLES = frozenset({"user", "system", "developer", "assistant"})
-#: Continue-as-new once history passes this size, well under Temporal's 50 MiB limit.
-_MAX_HISTORY_BYTES = 8 * 1024 * 1024
 _HOOK_TIMEOUT = timedelta(seconds=60)
 
 
@@ -314,7 +312,7 @@ class AgentTaskWorkflow:
         info = workflow.info()
         return (
             info.is_continue_as_new_suggested()
-            or info.get_current_history_size() > _MAX_HISTORY_BYTES
+            or info.get_current_history_size() > self._inp.policy.continue_as_new_bytes
         )
 
     async def _continue_as_new(self) -> None:

@@ -246,3 +246,33 @@ async def test_lifecycle_hooks_run(orchestrator: Orchestrator, unique) -> None:
         ("on_turn_end", 2),
         ("on_run_end:completed:cold", 2),
     ]
+
+
+async def test_long_conversations_continue_as_new(orchestrator: Orchestrator, unique) -> None:
+    agent = Agent(
+        name=unique("chatty"),
+        tools=[get_weather],
+        model=ScriptedModel(
+            lambda request: call_tool("get_weather", city=f"city {request.turn}")
+            if request.turn < 8
+            else reply("that was a lot of weather")
+        ),
+    )
+    config = AgentWorkerConfig(continue_as_new_bytes=4096)
+    orchestrator.register_runner(agent=agent, agent_worker_config=config)
+    await orchestrator.start_workers()
+    owner = unique("owner")
+
+    task = await orchestrator.enqueue_task(agent=agent, owner_id=owner, payload={"query": "go"})
+
+    assert await task.result() == "that was a lot of weather"
+    client = await orchestrator.client()
+    latest = await client.get_workflow_handle(task.id).fetch_history()
+    started = latest.events[0].workflow_execution_started_event_attributes
+    assert started.continued_execution_run_id, "the task should have continued as new"
+    data = await orchestrator.get_task_data(task.id)
+    assert data is not None and data["turn"] == 9
+    assert len([m for m in data["context"]["messages"] if m["role"] == "tool"]) == 8
+    events = await collect_events(orchestrator, owner, has_event("run_completed"))
+    types = [e["event_type"] for e in events]
+    assert types.count("run_started") == 1 and types.count("run_completed") == 1
