@@ -262,3 +262,88 @@ async def test_cancelling_the_parent_cancels_three_levels(
     for workflow_id in descendants:
         description = await client.get_workflow_handle(workflow_id).describe()
         assert description.status == WorkflowExecutionStatus.CANCELED, workflow_id
+
+
+async def test_spawn_child_task_and_structured_child_outputs(
+    orchestrator: Orchestrator, unique
+) -> None:
+    from pydantic import BaseModel
+
+    class Fact(BaseModel):
+        topic: str
+        stars: int
+
+    child = Agent(
+        name=unique("fact_finder"),
+        output_type=Fact,
+        model=ScriptedModel(
+            lambda r: call_tool("final_output", topic=first_user_message(r), stars=5)
+        ),
+    )
+
+    @forking_tool(timeout=600)
+    async def two_singles(execution_ctx: ExecutionContext) -> tuple[str, list[str]]:
+        """Spawn two children one by one."""
+        first = await execution_ctx.spawn_child_task(child, {"query": "owls"})
+        second = await execution_ctx.spawn_child_task(child, AgentContext(query="bats"))
+        return f"asked {first} and {second}", [first, second]
+
+    parent = Agent(
+        name=unique("single_spawner"),
+        tools=[two_singles],
+        model=ScriptedModel(
+            lambda r: call_tool("two_singles") if r.turn == 0 else reply(last_message(r))
+        ),
+    )
+    for agent in (parent, child):
+        orchestrator.register_runner(agent=agent, agent_worker_config=QUICK)
+    await orchestrator.start_workers()
+
+    task = await orchestrator.enqueue_task(agent=parent, owner_id=unique("o"), payload={})
+    output = await asyncio.wait_for(task.result(), 60)
+
+    owls, bats = '{"stars": 5, "topic": "owls"}', '{"stars": 5, "topic": "bats"}'
+    first, second = f"{task.id}-t0-call00-0-0", f"{task.id}-t0-call00-1-0"
+    assert output.splitlines() == [
+        "<sub_task_results>",
+        f'<sub_task_result sub_task_id="{first}">{owls}</sub_task_result>',
+        f'<sub_task_result sub_task_id="{second}">{bats}</sub_task_result>',
+        "</sub_task_results>",
+    ]
+
+
+async def test_cancelling_during_the_forking_turn_starts_no_children(
+    orchestrator: Orchestrator, unique
+) -> None:
+    child = Agent(name=unique("never_started"), model=ScriptedModel([reply("x")]))
+    spawned: list[str] = []
+
+    @forking_tool(timeout=600)
+    async def spawn_then_dawdle(execution_ctx: ExecutionContext) -> list[str]:
+        """Spawn, then take a long time to return."""
+        batch = await execution_ctx.spawn_child_tasks(child, [{"query": "a"}])
+        spawned.append(batch.id)
+        await asyncio.sleep(60)
+        return batch.task_ids
+
+    parent = Agent(
+        name=unique("dawdler"),
+        tools=[spawn_then_dawdle],
+        model=ScriptedModel([call_tool("spawn_then_dawdle")]),
+    )
+    for agent in (parent, child):
+        orchestrator.register_runner(agent=agent, agent_worker_config=QUICK)
+    await orchestrator.start_workers()
+    task = await orchestrator.enqueue_task(agent=parent, owner_id=unique("o"), payload={})
+    async with asyncio.timeout(30):
+        while not spawned:
+            await asyncio.sleep(0.1)
+
+    await orchestrator.cancel_task(task.id)
+
+    with pytest.raises(TaskCancelledError):
+        await asyncio.wait_for(task.result(), 30)
+    from factorial import BatchNotFoundError
+
+    with pytest.raises(BatchNotFoundError):
+        await orchestrator.get_batch(spawned[0])
