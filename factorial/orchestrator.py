@@ -62,6 +62,8 @@ from factorial.task import Batch, BatchMetadata, Task, TaskStatus
 from factorial.tools import format_tool_output
 from factorial.worker import AgentWorkerConfig, agent_task_queue, build_workers
 
+#: Most leaves (chunks of ``batch_chunk_size`` tasks) one batch may have.
+MAX_LEAVES = 1_000
 #: How long connecting may take before the server counts as unavailable.
 _CONNECT_TIMEOUT = timedelta(seconds=15)
 #: How long a query or an update waits for a worker before giving up.
@@ -439,6 +441,7 @@ class Orchestrator:
 
         Raises:
             AgentNotRegisteredError: The agent is not registered here.
+            UserError: More than ``MAX_LEAVES * batch_chunk_size`` payloads.
             InvalidPayloadError: No payloads, or one does not validate (its index is named).
             InvalidIdError: The owner id is not usable as part of a workflow id.
             PayloadTooLargeError: One payload is larger than Temporal accepts.
@@ -455,6 +458,12 @@ class Orchestrator:
                 raise InvalidPayloadError(f"payload {index}: {err}") from None
         client = await self.client()
         chunks = chunk_payloads(client, contexts, self.batch_chunk_size)
+        if len(chunks) > MAX_LEAVES:
+            # The root starts one child per leaf; Temporal stalls a run past ~2,000 pending.
+            raise UserError(
+                f"a batch of {len(contexts)} tasks needs {len(chunks)} leaves, over the "
+                f"{MAX_LEAVES} one batch runs; raise batch_chunk_size or split the batch"
+            )
         batch_id = new_batch_id()
         inp = wire.BatchInput(
             batch_id=batch_id,

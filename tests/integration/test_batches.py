@@ -15,6 +15,7 @@ from factorial import (
     InvalidPayloadError,
     Orchestrator,
     TaskStatus,
+    UserError,
 )
 from factorial.models import ModelRequest
 from factorial.testing import Fail, Reply, ScriptedModel, call_tool, reply
@@ -259,6 +260,11 @@ async def test_bad_batches_create_nothing(orchestrator: Orchestrator, unique) ->
         await orchestrator.enqueue_batch(agent=agent, owner_id=owner, payloads=[{"n": 1}, {}])
     from tests.integration.test_bad_input import assert_nothing_created
 
+    await assert_nothing_created(orchestrator, owner)
+    tiny_leaves = Orchestrator(client=await orchestrator.client(), batch_chunk_size=1)
+    tiny_leaves.register_runner(agent=agent)
+    with pytest.raises(UserError, match="leaves"):
+        await tiny_leaves.enqueue_batch(agent=agent, owner_id=owner, payloads=[{"n": 1}] * 1001)
     await assert_nothing_created(orchestrator, owner)
     with pytest.raises(BatchNotFoundError):
         await orchestrator.get_batch("batch-missing")
