@@ -127,6 +127,10 @@ class AgentActivities:
             _clients=self._clients,
         )
         resumed = [(r.tool_call_id, r.content) for r in inp.resumed_results]
+        if ctx.turn == 0:
+            # Here rather than in the workflow so it lands before the turn's own events
+            # (a retried first turn announces itself again).
+            events.emit(ev.RUN_STARTED, attempt=info.attempt)
         async with _live(streams, inp.owner_id):
             try:
                 completion = await agent.execute_turn(ctx, execution_ctx, resumed)

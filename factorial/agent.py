@@ -30,7 +30,14 @@ from factorial.errors import (
     ModelBehaviorError,
     UserError,
 )
-from factorial.events import EventPublisher, progress_event_type
+from factorial.events import (
+    AGENT_OUTPUT,
+    RUN_COMPLETED,
+    RUN_FAILED,
+    RUN_STARTED,
+    EventPublisher,
+    progress_event_type,
+)
 from factorial.models import (
     Model,
     ModelClients,
@@ -542,6 +549,7 @@ class BaseAgent(Generic[ContextT]):
         )
         own_clients = clients is None
         model_clients = clients or ModelClients()
+        events.emit(RUN_STARTED)
         try:
             while True:
                 execution_ctx = ExecutionContext(
@@ -559,7 +567,12 @@ class BaseAgent(Generic[ContextT]):
                     raise exhausted
                 if completion.is_done:
                     ctx.output = completion.output
+                    events.emit(AGENT_OUTPUT, turn=ctx.turn, data=completion.output)
+                    events.emit(RUN_COMPLETED, turn=ctx.turn)
                     return RunCompletion("completed", ctx, output=completion.output)
+        except Exception as err:
+            events.emit(RUN_FAILED, error=f"{type(err).__name__}: {err}")
+            raise
         finally:
             if own_clients:
                 await model_clients.aclose()

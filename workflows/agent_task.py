@@ -3,10 +3,11 @@
 The loop: apply steering, run the ``run_turn`` activity, then finish, or wait for deferred
 tool results, or run the next turn. The workflow owns the state between turns (context,
 status, pending deferred calls, steering) and answers the ``snapshot`` query. Lifecycle
-events that must arrive exactly once (``run_started``, ``agent_output``, ``run_completed``,
-``run_failed``, ``run_cancelled``, steering and pending-tool events) are sent from here as
-external signals to the owner's stream workflow: Temporal records each signal once in
-history, so a crashed worker can never send one twice.
+events that must arrive exactly once (``agent_output``, ``run_completed``, ``run_failed``,
+``run_cancelled``, steering and pending-tool events) are sent from here as external signals
+to the owner's stream workflow: Temporal records each signal once in history, so a crashed
+worker can never send one twice. ``run_started`` and the per-turn progress events come
+from the turn activity, in order, as they happen.
 """
 
 from __future__ import annotations
@@ -85,8 +86,7 @@ class AgentTaskWorkflow:
 
     @workflow.run
     async def run(self, inp: TaskInput) -> TaskSnapshot:
-        if not inp.started:
-            self._emit(ev.RUN_STARTED)
+        # ``run_started`` comes from the first turn's activity, ahead of its other events.
         try:
             resumed: list[ToolResult] = []
             while True:

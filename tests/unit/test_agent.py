@@ -157,7 +157,9 @@ async def test_run_inline_runs_the_turn_loop() -> None:
     assert [m["role"] for m in run.context.messages] == ["user", "assistant", "tool", "assistant"]
     assert run.context.messages[2]["content"] == "3"
     types = [e["event_type"] for e in events]
-    assert types[0] == "progress_update_run_turn_started"
+    assert types[0] == "run_started"
+    assert types[1] == "progress_update_run_turn_started"
+    assert types[-2:] == ["agent_output", "run_completed"]
     assert types.count("progress_update_completion_completed") == 2
     assert all(e["owner_id"] == "inline" for e in events)
 
