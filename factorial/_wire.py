@@ -59,6 +59,9 @@ class TaskInput(BaseModel):
     track_status: bool = True
     # The batch workflow that started this task and counts its turns (a sub-batch's id).
     report_to: str | None = None
+    # That batch publishes this task's terminal events, together with its own (fewer
+    # signals and workflow tasks than the task sending them itself).
+    terminal_events_by_batch: bool = False
     # Carried across continue-as-new only.
     started: bool = False
     steering: list[list[dict[str, Any]]] = Field(default_factory=list)
@@ -248,6 +251,7 @@ class SubTaskResult(BaseModel):
     status: str
     output: Any = None
     error: str | None = None
+    turn: int | None = None
 
 
 class BatchSnapshot(BaseModel):

@@ -330,8 +330,8 @@ class AgentTaskWorkflow:
         self._output = output
         self._set_status("completed")
         turn = int(self._context.get("turn", 0))
-        self._emit(ev.AGENT_OUTPUT, turn=turn, data=output)
-        self._emit(ev.RUN_COMPLETED, turn=turn)
+        self._emit_terminal(ev.AGENT_OUTPUT, turn=turn, data=output)
+        self._emit_terminal(ev.RUN_COMPLETED, turn=turn)
         await self._close()
         return self.snapshot()
 
@@ -339,13 +339,13 @@ class AgentTaskWorkflow:
         self._error = message
         self._set_status("failed")
         await self._run_hook("on_run_end", error=message)
-        self._emit(ev.RUN_FAILED, error=message)
+        self._emit_terminal(ev.RUN_FAILED, error=message)
         await self._close()
 
     async def _finish_cancelled(self) -> None:
         self._set_status("cancelled")
         await self._run_hook("on_run_cancelled")
-        self._emit(ev.RUN_CANCELLED)
+        self._emit_terminal(ev.RUN_CANCELLED)
         await self._close()
 
     async def _close(self) -> None:
@@ -395,6 +395,11 @@ class AgentTaskWorkflow:
 
     def _emit(self, event_type: str, **fields: Any) -> None:
         self._events.emit(event_type, **fields)
+
+    def _emit_terminal(self, event_type: str, **fields: Any) -> None:
+        """Publish a terminal event, unless this task's batch publishes it (see BatchWorkflow)."""
+        if not self._inp.terminal_events_by_batch:
+            self._emit(event_type, **fields)
 
     async def _drain_events(self) -> None:
         await self._events.drain()

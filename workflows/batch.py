@@ -182,6 +182,7 @@ class BatchWorkflow:
                     parent_task_id=inp.parent_task_id,
                     track_status=inp.track_status,
                     report_to=workflow.info().workflow_id,
+                    terminal_events_by_batch=True,
                 ),
                 id=task_id,
                 task_queue=inp.task_queue,
@@ -192,7 +193,9 @@ class BatchWorkflow:
                 result_type=wire.TaskSnapshot,
             )
             outcome = "completed"
-            result = wire.SubTaskResult(task_id=task_id, status=outcome, output=snapshot.output)
+            result = wire.SubTaskResult(
+                task_id=task_id, status=outcome, output=snapshot.output, turn=snapshot.turn
+            )
         except ChildWorkflowError as err:
             outcome = "cancelled" if is_cancelled_exception(err) else "failed"
             result = wire.SubTaskResult(task_id=task_id, status=outcome, error=_error_text(err))
@@ -205,7 +208,19 @@ class BatchWorkflow:
             self._outcomes[index] = outcome
             if inp.collect_results:
                 self._results[index] = result
+            self._emit_task_end(result)
             self._changed()
+
+    def _emit_task_end(self, result: wire.SubTaskResult) -> None:
+        """Publish a task's terminal events for it, in order before the progress they make."""
+        task = {"task_id": result.task_id, "agent_name": self._inp.agent_name}
+        if result.status == "completed":
+            self._events.emit(ev.AGENT_OUTPUT, **task, turn=result.turn, data=result.output)
+            self._events.emit(ev.RUN_COMPLETED, **task, turn=result.turn)
+        elif result.status == "cancelled":
+            self._events.emit(ev.RUN_CANCELLED, **task)
+        else:
+            self._events.emit(ev.RUN_FAILED, **task, error=result.error)
 
     def _cancelling_remaining(self) -> bool:
         """True when tasks are being cancelled by ``cancel_remaining``, not the batch."""

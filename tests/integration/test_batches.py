@@ -186,6 +186,23 @@ async def test_failed_and_cancelled_tasks_still_complete_the_batch(
     ]
     after = await orchestrator.get_batch(batch.id)
     assert after.metadata.status == "completed" and after.progress == 100.0
+    ends = {"run_completed", "run_failed", "run_cancelled"}
+    terminal = await collect_events(
+        orchestrator,
+        owner,
+        lambda events: sum(e["event_type"] in ends for e in events) >= 4,
+        event_types=["agent_output", "run_completed", "run_failed", "run_cancelled"],
+        task_ids=batch.task_ids,
+    )
+    by_task = {t: [e for e in terminal if e["task_id"] == t] for t in batch.task_ids}
+    for task_id in (batch.task_ids[0], batch.task_ids[3]):
+        output, completed = by_task[task_id]
+        assert (output["event_type"], output["data"], output["turn"]) == ("agent_output", "fine", 1)
+        assert completed["event_type"] == "run_completed" and completed["agent_name"] == agent.name
+    [failed] = by_task[batch.task_ids[1]]
+    assert failed["event_type"] == "run_failed" and "refused" in failed["error"]
+    [cancelled] = by_task[batch.task_ids[2]]
+    assert cancelled["event_type"] == "run_cancelled"
 
 
 async def test_cancel_batch_mid_run(orchestrator: Orchestrator, unique) -> None:
