@@ -210,9 +210,9 @@ async def _live(streams: EventStreams, owner_id: str) -> AsyncIterator[None]:
     """
 
     async def tick() -> None:
-        while True:
-            activity.heartbeat()
+        while True:  # a turn shorter than a tick needs no heartbeat at all
             await asyncio.sleep(_TICK)
+            activity.heartbeat()
             try:
                 await streams.flush(owner_id)
             except Exception:

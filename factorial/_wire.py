@@ -175,6 +175,9 @@ class EventsInput(BaseModel):
 # -- batches -------------------------------------------------------------------------------
 
 BATCH_WORKFLOW = "BatchWorkflow"
+#: Batches get a task queue of their own, served by every worker process, so their queries
+#: and progress do not wait behind thousands of task workflows on the agent's queue.
+BATCH_TASK_QUEUE = "factorial-batches"
 BATCH_SNAPSHOT_QUERY = "batch_snapshot"
 ADD_CHUNK_UPDATE = "add_chunk"
 TASK_TURN_SIGNAL = "task_turn"

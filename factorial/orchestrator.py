@@ -7,6 +7,7 @@ the agents registered on it, and reads the owners' event streams.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -62,6 +63,8 @@ from factorial.task import Batch, BatchMetadata, Task, TaskStatus
 from factorial.tools import format_tool_output
 from factorial.worker import AgentWorkerConfig, agent_task_queue, build_workers
 
+#: Tries to deliver one payload chunk of a large batch.
+_CHUNK_ATTEMPTS = 5
 #: Most leaves (chunks of ``batch_chunk_size`` tasks) one batch may have.
 MAX_LEAVES = 1_000
 #: How long connecting may take before the server counts as unavailable.
@@ -483,19 +486,19 @@ class Orchestrator:
             wire.BATCH_WORKFLOW,
             inp,
             id=batch_id,
-            task_queue=inp.task_queue,
+            task_queue=wire.BATCH_TASK_QUEUE,
             search_attributes=wire.batch_search_attributes(inp, "active"),
             static_summary=f"batch of {len(contexts)} {agent.name} tasks for {owner_id}",
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         )
         if len(chunks) > 1:
-            first = 0
-            for index, chunk in enumerate(chunks):
-                await handle.execute_update(
-                    wire.ADD_CHUNK_UPDATE,
-                    wire.BatchChunk(index=index, first_index=first, payloads=chunk),
-                )
-                first += len(chunk)
+            try:
+                await _send_chunks(handle, chunks)
+            except BaseException:
+                # Leave no half-fed batch behind: its leaves so far stop, and nothing waits.
+                with contextlib.suppress(RPCError):
+                    await handle.cancel()
+                raise
         return self._batch_from(
             wire.BatchSnapshot(
                 batch_id=batch_id,
@@ -671,7 +674,7 @@ def _task_search_attributes(
     values = {
         wire.SA_OWNER: inp.owner_id,
         wire.SA_AGENT: inp.agent_name,
-        wire.SA_STATUS: TaskStatus.QUEUED.value,
+        wire.SA_STATUS: TaskStatus.ACTIVE.value,  # indexed: active until it ends or waits
         wire.SA_BATCH: inp.batch_id,
         wire.SA_PARENT: inp.parent_task_id,
     }
@@ -682,6 +685,31 @@ def _task_search_attributes(
             if value and name in available
         ]
     )
+
+
+async def _send_chunks(handle: WorkflowHandle[Any, Any], chunks: list[list[Any]]) -> None:
+    """Deliver a large batch's payload chunks, retrying a chunk whose update was aborted.
+
+    A chunk the batch already holds is refused by its validator: that counts as delivered.
+    """
+    first = 0
+    for index, chunk in enumerate(chunks):
+        update = wire.BatchChunk(index=index, first_index=first, payloads=chunk)
+        for attempt in range(_CHUNK_ATTEMPTS):
+            try:
+                await handle.execute_update(
+                    wire.ADD_CHUNK_UPDATE, update, rpc_timeout=_UPDATE_TIMEOUT
+                )
+                break
+            except WorkflowUpdateFailedError as err:
+                if "already received" in str(err.cause):
+                    break
+                raise
+            except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError):
+                if attempt == _CHUNK_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(min(2**attempt, 10))
+        first += len(chunk)
 
 
 def _turn_in_backoff(description: Any) -> bool:

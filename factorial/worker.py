@@ -1,8 +1,9 @@
 """Worker wiring: which workflows and activities run on which task queues.
 
-Each agent gets its own task queue (``factorial-agent-{name}``) so it scales on its own;
-every worker process also serves the shared ``factorial-events`` queue that hosts the
-owners' event streams.
+Each agent gets its own task queue (``factorial-agent-{name}``) for its task workflows and
+turns, so it scales on its own; every worker process also serves the shared
+``factorial-batches`` queue (batch workflows) and ``factorial-events`` queue (the owners'
+event streams).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.publishing import EVENTS_TASK_QUEUE
 from activities.turn import AgentActivities
-from factorial._wire import TurnPolicy
+from factorial._wire import BATCH_TASK_QUEUE, TurnPolicy
 from factorial.agent import BaseAgent
 from factorial.models import ModelClients
 
@@ -107,7 +108,7 @@ def build_workers(
         Worker(
             client,
             task_queue=agent_task_queue(name, config),
-            workflows=[AgentTaskWorkflow, BatchWorkflow],
+            workflows=[AgentTaskWorkflow],
             activities=[activities.run_turn, activities.run_hook],
             max_concurrent_activities=config.max_concurrent_turns,
             max_concurrent_workflow_tasks=config.max_concurrent_tasks,
@@ -121,6 +122,15 @@ def build_workers(
         )
         for name, (_, config) in runners.items()
     ]
+    workers.append(
+        Worker(
+            client,
+            task_queue=BATCH_TASK_QUEUE,
+            workflows=[BatchWorkflow],
+            workflow_runner=runner,
+            max_concurrent_workflow_tasks=50,
+        )
+    )
     workers.append(
         Worker(
             client,

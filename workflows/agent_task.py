@@ -35,6 +35,7 @@ from workflows._emitter import StreamEmitter
 with workflow.unsafe.imports_passed_through():
     from factorial import events as ev
     from factorial._wire import (
+        BATCH_TASK_QUEUE,
         BATCH_WORKFLOW,
         CANCEL_REMAINING_SIGNAL,
         COMPLETE_TOOL_UPDATE,
@@ -174,8 +175,7 @@ class AgentTaskWorkflow:
 
     async def _run_turn(self, resumed: list[ToolResult]) -> TurnOutput:
         policy = self._inp.policy
-        if self._status == "queued":
-            self._set_status("active")
+        # The search attribute already says "active" (set at start): no upsert per turn.
         self._set_status("processing", upsert=False)
         turn = int(self._context.get("turn", 0))
         return await workflow.execute_activity(
@@ -272,7 +272,7 @@ class AgentTaskWorkflow:
             BATCH_WORKFLOW,
             batch,
             id=request.batch_id,
-            task_queue=request.task_queue,
+            task_queue=BATCH_TASK_QUEUE,
             result_type=BatchSnapshot,
             parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
             search_attributes=batch_search_attributes(batch, "active"),

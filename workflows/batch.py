@@ -120,8 +120,10 @@ class BatchWorkflow:
     def _validate_chunk(self, chunk: wire.BatchChunk) -> None:
         if self._inp.payloads is not None or not 0 <= chunk.index < self._inp.chunk_count:
             raise ValueError(f"unexpected chunk {chunk.index}")
-        if chunk.index in self._chunks or self._status != "active":
-            raise ValueError(f"chunk {chunk.index} refused: already received or batch ended")
+        if chunk.index in self._chunks:
+            raise ValueError(f"chunk {chunk.index} already received")
+        if self._status != "active":
+            raise ValueError(f"chunk {chunk.index} refused: the batch is {self._status}")
 
     @workflow.signal(name=wire.TASK_TURN_SIGNAL)
     def task_turn(self, batch: wire.TaskTurnReports) -> None:
@@ -186,7 +188,7 @@ class BatchWorkflow:
                 ),
                 id=task_id,
                 task_queue=inp.task_queue,
-                search_attributes=wire.batch_search_attributes(inp, "queued"),
+                search_attributes=wire.batch_search_attributes(inp, "active"),
                 parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 static_summary=f"{inp.agent_name} task {index} of batch {inp.batch_id}",
