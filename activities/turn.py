@@ -19,6 +19,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.publishing import EventStreams, TurnReporter
 from factorial import events as ev
+from factorial._ids import agent_task_queue_name
 from factorial._spawn import Spawner, SpawnRequest
 from factorial._wire import (
     RUN_HOOK_ACTIVITY,
@@ -161,7 +162,7 @@ class AgentActivities:
 
     def _child_batch(self, request: SpawnRequest) -> ChildBatchRequest:
         task_queue, policy = self._routes.get(
-            request.agent_name, (f"factorial-agent-{request.agent_name}", TurnPolicy())
+            request.agent_name, (agent_task_queue_name(request.agent_name), TurnPolicy())
         )
         return ChildBatchRequest(
             batch_id=request.batch_id,

@@ -34,6 +34,11 @@ def new_batch_id() -> str:
     return f"batch-{uuid.uuid4().hex}"
 
 
+def agent_task_queue_name(agent_name: str) -> str:
+    """The default task queue of an agent's task workflows and turns."""
+    return f"factorial-agent-{agent_name}"
+
+
 def events_workflow_id(owner_id: str) -> str:
     """The id of the workflow that hosts ``owner_id``'s event stream."""
     return f"{EVENTS_WORKFLOW_PREFIX}{owner_id}"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
@@ -27,7 +26,6 @@ from factorial.errors import (
     InlineRunError,
     InvalidPayloadError,
     MaxTurnsExceeded,
-    ModelBehaviorError,
     UserError,
 )
 from factorial.events import (
@@ -632,11 +630,3 @@ def _describe_response(response: ModelResponse) -> dict[str, Any]:
         "tool_calls": [c.model_dump() for c in response.tool_calls],
         "usage": response.usage,
     }
-
-
-def parse_json_arguments(raw: str) -> Any:
-    """Parse a model's JSON arguments string, raising ``ModelBehaviorError`` on garbage."""
-    try:
-        return json.loads(raw or "{}")
-    except json.JSONDecodeError as err:
-        raise ModelBehaviorError(f"model sent invalid JSON arguments: {err}") from None

@@ -6,7 +6,6 @@ registered, waits until it answers, and stops it (and only it) again.
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -166,8 +165,3 @@ class DevServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
-
-
-def default_address() -> str:
-    """``TEMPORAL_ADDRESS`` or the dev server's default ``127.0.0.1:7233``."""
-    return os.environ.get("TEMPORAL_ADDRESS", "127.0.0.1:7233")

@@ -19,6 +19,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.publishing import EVENTS_TASK_QUEUE
 from activities.turn import AgentActivities
+from factorial._ids import agent_task_queue_name
 from factorial._wire import BATCH_TASK_QUEUE, TurnPolicy
 from factorial.agent import BaseAgent
 from factorial.models import ModelClients
@@ -70,7 +71,7 @@ def agent_task_queue(agent_name: str, config: AgentWorkerConfig | None = None) -
     """The task queue of an agent's workflows and turns."""
     if config is not None and config.task_queue:
         return config.task_queue
-    return f"factorial-agent-{agent_name}"
+    return agent_task_queue_name(agent_name)
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:

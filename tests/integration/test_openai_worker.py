@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +11,7 @@ import pytest
 from factorial import Agent, AgentWorkerConfig, Orchestrator
 from factorial.models import openai_compatible
 from tests.conftest import collect_events, has_event
-from tests.unit.test_openai_http import Canned, FakeOpenAIServer, _completion
+from tests.unit.test_openai_http import Canned, FakeOpenAIServer, _completion, running
 
 
 class SequenceServer(FakeOpenAIServer):
@@ -53,15 +52,8 @@ def llm_server() -> Iterator[SequenceServer]:
             Canned(body=_completion({"role": "assistant", "content": "Temporal is durable."})),
         ]
     )
-    thread = threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with running(srv):
         yield srv
-    finally:
-        srv.stopping.set()
-        srv.shutdown()
-        srv.server_close()
-        thread.join(timeout=5)
 
 
 def lookup(term: str) -> str:

@@ -253,9 +253,11 @@ async def test_long_conversations_continue_as_new(orchestrator: Orchestrator, un
         name=unique("chatty"),
         tools=[get_weather],
         model=ScriptedModel(
-            lambda request: call_tool("get_weather", city=f"city {request.turn}")
-            if request.turn < 8
-            else reply("that was a lot of weather")
+            lambda request: (
+                call_tool("get_weather", city=f"city {request.turn}")
+                if request.turn < 8
+                else reply("that was a lot of weather")
+            )
         ),
     )
     config = AgentWorkerConfig(continue_as_new_bytes=4096)

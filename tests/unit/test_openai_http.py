@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import json
 import socket
@@ -98,10 +99,9 @@ class _Handler(BaseHTTPRequestHandler):
         """Keep test output quiet."""
 
 
-@pytest.fixture
-def server() -> Iterator[FakeOpenAIServer]:
-    """A running fake server; shut down and joined after the test."""
-    srv = FakeOpenAIServer()
+@contextlib.contextmanager
+def running(srv: FakeOpenAIServer) -> Iterator[FakeOpenAIServer]:
+    """Serve ``srv`` in a thread; shut it down and join it afterwards."""
     thread = threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
@@ -111,6 +111,13 @@ def server() -> Iterator[FakeOpenAIServer]:
         srv.shutdown()
         srv.server_close()
         thread.join(timeout=5)
+
+
+@pytest.fixture
+def server() -> Iterator[FakeOpenAIServer]:
+    """A running fake server; shut down and joined after the test."""
+    with running(FakeOpenAIServer()) as srv:
+        yield srv
 
 
 @pytest.fixture
