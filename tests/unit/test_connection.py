@@ -11,10 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
-from temporalio.client import TLSConfig
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+from temporalio.client import Client, TLSConfig
 
 from factorial import Orchestrator
-from factorial.devserver import DevServer, free_port
+from factorial.devserver import DevServer, free_port, namespace_answers
 from factorial.errors import TemporalUnavailableError, UserError
 
 ENV_VARS = (
@@ -227,3 +228,20 @@ async def test_tls_against_a_plaintext_server_raises_quickly(temporal_server: De
         await asyncio.wait_for(orch.client(), FAIL_FAST * 3)
     assert time.monotonic() - started < FAIL_FAST
     await orch.close()
+
+
+async def test_dev_server_is_ready_when_start_returns(tmp_path: Path) -> None:
+    """Ready means the namespace answers: a client may start work at once, no retry."""
+    server = await asyncio.to_thread(DevServer(log_file=tmp_path / "server.log").start)
+    try:
+        client = await Client.connect(server.address)
+        await client.workflow_service.describe_namespace(
+            DescribeNamespaceRequest(namespace="default")
+        )
+        assert (await client.count_workflows()).count == 0
+    finally:
+        server.stop()
+
+
+def test_nothing_listening_is_not_ready() -> None:
+    assert not namespace_answers(f"127.0.0.1:{free_port()}", timeout=1.0)
