@@ -3,11 +3,14 @@
 Both are *group-committed*: every turn running in this worker process adds to one buffer per
 target workflow, and whoever flushes sends everything buffered in one signal, so a hundred
 concurrent turns of one owner cost about one signal (and one workflow task) instead of a
-hundred. A turn still waits until its own items are confirmed before it returns, so its
-events land before anything its workflow publishes afterwards.
+hundred. A turn still waits until its own events are confirmed before it returns, so they
+land before anything its workflow publishes afterwards.
 
 Events go through ``WorkflowStreamClient`` (its batching, retries and per-publisher dedup);
-a turn that is retried publishes its own events again, as they happened again.
+a turn that is retried publishes its own events again, as they happened again. A stream that
+is not running (closed while idle, or never started) is (re)started by ``open_stream`` and
+the flush is sent again. ``publish_events`` delivers what a workflow's own stream signal
+could not, exactly once (its batch carries a publisher id and sequence).
 """
 
 from __future__ import annotations
@@ -17,52 +20,48 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any
 
+from temporalio import activity
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
 from temporalio.service import RPCError, RPCStatusCode
 
 from factorial._ids import events_workflow_id
+from factorial._streams import open_stream
 from factorial._wire import (
-    EVENTS_WORKFLOW,
+    PUBLISH_EVENTS_ACTIVITY,
+    STREAM_PUBLISH_SIGNAL,
     TASK_TURN_SIGNAL,
-    EventsInput,
+    PublishEventsInput,
     TaskTurnReport,
     TaskTurnReports,
 )
-from factorial.events import EVENTS_TOPIC
+from factorial.events import EVENTS_TOPIC, EventStreamConfig
 
-EVENTS_TASK_QUEUE = "factorial-events"
 _MAX_STREAMS = 1_000
-
-T = TypeVar("T")
-
-
-async def ensure_events_workflow(client: Client, owner_id: str) -> None:
-    """Start the owner's event-stream workflow unless it is already running."""
-    await client.start_workflow(
-        EVENTS_WORKFLOW,
-        EventsInput(owner_id=owner_id),
-        id=events_workflow_id(owner_id),
-        task_queue=EVENTS_TASK_QUEUE,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        static_summary=f"Factorial event stream of owner {owner_id}",
-    )
+#: How long one flush is retried before its events count as lost (see ``PUBLISHER_TTL``).
+FLUSH_RETRY = timedelta(minutes=2)
 
 
 class EventStreams:
     """One shared stream client per owner in this process (least recently used evicted)."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, config: EventStreamConfig) -> None:
         self._client = client
+        self._config = config
         self._streams: OrderedDict[str, WorkflowStreamClient] = OrderedDict()
+        self._unflushed: set[str] = set()
 
     def publisher(self, owner_id: str) -> Callable[[dict[str, Any]], None]:
         """A sink that buffers one event dict for ``owner_id``'s stream."""
         topic = self._stream(owner_id).topic(EVENTS_TOPIC)
-        return topic.publish
+
+        def publish(event: dict[str, Any]) -> None:
+            self._unflushed.add(owner_id)
+            topic.publish(event)
+
+        return publish
 
     async def flush(self, owner_id: str) -> None:
         """Send everything buffered for the owner and wait for the server to confirm it."""
@@ -72,17 +71,16 @@ class EventStreams:
         except RPCError as err:
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise
-            # The owner's stream is gone (terminated by hand): start it and send again.
-            await ensure_events_workflow(self._client, owner_id)
+            # The stream is not running (closed while idle): restart it and send again.
+            await open_stream(self._client, owner_id, self._config)
             await stream.flush()
+        self._unflushed.discard(owner_id)
 
     def _stream(self, owner_id: str) -> WorkflowStreamClient:
         stream = self._streams.get(owner_id)
         if stream is None:
             stream = WorkflowStreamClient.create(
-                self._client,
-                events_workflow_id(owner_id),
-                max_retry_duration=timedelta(minutes=2),
+                self._client, events_workflow_id(owner_id), max_retry_duration=FLUSH_RETRY
             )
             self._streams[owner_id] = stream
             if len(self._streams) > _MAX_STREAMS:
@@ -91,15 +89,36 @@ class EventStreams:
         return stream
 
     def _evict(self) -> None:
-        for owner_id, stream in list(self._streams.items())[: len(self._streams) - _MAX_STREAMS]:
-            if not stream._buffer and stream._pending is None:  # nothing left to send
+        for owner_id in list(self._streams)[: len(self._streams) - _MAX_STREAMS]:
+            if owner_id not in self._unflushed:
                 del self._streams[owner_id]
 
 
+class StreamActivities:
+    """The ``publish_events`` activity, for workflows whose stream signal failed."""
+
+    def __init__(self, config: EventStreamConfig) -> None:
+        self._config = config
+
+    @activity.defn(name=PUBLISH_EVENTS_ACTIVITY)
+    async def publish_events(self, inp: PublishEventsInput) -> None:
+        """Deliver one batch of a workflow's events, (re)starting the owner's stream."""
+        client = activity.client()
+        handle = client.get_workflow_handle(events_workflow_id(inp.owner_id))
+        try:
+            await handle.signal(STREAM_PUBLISH_SIGNAL, inp.batch)
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+            await open_stream(client, inp.owner_id, self._config)
+            await handle.signal(STREAM_PUBLISH_SIGNAL, inp.batch)
+
+
 @dataclass
-class _Outbox(Generic[T]):
-    items: list[T] = field(default_factory=list)
+class _Outbox:
+    items: list[TaskTurnReport] = field(default_factory=list)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
 
 
 class TurnReporter:
@@ -107,24 +126,27 @@ class TurnReporter:
 
     def __init__(self, client: Client) -> None:
         self._client = client
-        self._outboxes: dict[str, _Outbox[TaskTurnReport]] = {}
+        self._outboxes: dict[str, _Outbox] = {}
 
-    async def report(self, batch_workflow_id: str, task_id: str, turns: int) -> None:
-        """Tell a batch that ``task_id`` finished ``turns`` turns; returns once it is sent."""
+    async def report(self, batch_workflow_id: str, report: TaskTurnReport) -> None:
+        """Tell a batch that a task finished some turns; returns once it is sent."""
         outbox = self._outboxes.setdefault(batch_workflow_id, _Outbox())
-        outbox.items.append(TaskTurnReport(task_id=task_id, turns=turns))
-        async with outbox.lock:
-            if not outbox.items:
-                return  # a concurrent caller sent ours along with its own
-            items, outbox.items = outbox.items, []
-            try:
-                await self._client.get_workflow_handle(batch_workflow_id).signal(
-                    TASK_TURN_SIGNAL, TaskTurnReports(reports=items)
-                )
-            except RPCError as err:
-                if err.status != RPCStatusCode.NOT_FOUND:  # not "the batch already ended"
-                    outbox.items[:0] = items  # let the next caller send them again
-                    raise
-            finally:
-                if not outbox.items and not outbox.lock._waiters:
-                    self._outboxes.pop(batch_workflow_id, None)
+        outbox.items.append(report)
+        outbox.users += 1
+        try:
+            async with outbox.lock:
+                if not outbox.items:
+                    return  # a concurrent caller sent ours along with its own
+                items, outbox.items = outbox.items, []
+                try:
+                    await self._client.get_workflow_handle(batch_workflow_id).signal(
+                        TASK_TURN_SIGNAL, TaskTurnReports(reports=items)
+                    )
+                except RPCError as err:
+                    if err.status != RPCStatusCode.NOT_FOUND:  # not "the batch already ended"
+                        outbox.items[:0] = items  # let the next caller send them again
+                        raise
+        finally:
+            outbox.users -= 1
+            if not outbox.users and not outbox.items:
+                self._outboxes.pop(batch_workflow_id, None)

@@ -20,6 +20,7 @@ from temporalio.exceptions import ApplicationError
 from activities.publishing import EventStreams, TurnReporter
 from factorial import events as ev
 from factorial._ids import agent_task_queue_name
+from factorial._payloads import MAX_PAYLOAD_BYTES, payload_size
 from factorial._spawn import Spawner, SpawnRequest
 from factorial._wire import (
     RUN_HOOK_ACTIVITY,
@@ -27,14 +28,15 @@ from factorial._wire import (
     ChildBatchRequest,
     HookInput,
     PendingToolCall,
+    TaskTurnReport,
     TurnInput,
     TurnOutput,
     TurnPolicy,
 )
-from factorial.agent import BaseAgent
+from factorial.agent import BaseAgent, TurnCompletion
 from factorial.context import ExecutionContext
 from factorial.errors import FactorialError, ModelBehaviorError, ModelHTTPError, UserError
-from factorial.events import EventPublisher
+from factorial.events import EventPublisher, EventStreamConfig
 from factorial.models import ModelClients
 
 #: Seconds between heartbeats, and between flushes of a long turn's events.
@@ -65,6 +67,7 @@ class AgentActivities:
         agents: Mapping[str, BaseAgent[Any]],
         clients: ModelClients,
         routes: Mapping[str, tuple[str, TurnPolicy]] | None = None,
+        stream_config: EventStreamConfig | None = None,
     ) -> None:
         """Bind the activities to agents.
 
@@ -73,9 +76,11 @@ class AgentActivities:
             clients: Model clients shared by all turns of this worker.
             routes: Task queue and turn policy by agent name, for children a forking
                 tool spawns (defaults to ``factorial-agent-{name}`` and default policy).
+            stream_config: How owners' event streams this worker (re)starts retain events.
         """
         self._agents = agents
         self._clients = clients
+        self._stream_config = stream_config or EventStreamConfig()
         self._routes = dict(routes or {})
         self._spawner = Spawner(lambda name: name in self._agents)
         self._streams: EventStreams | None = None
@@ -95,7 +100,8 @@ class AgentActivities:
         """This worker's shared publishers (built on first use, with the worker's client)."""
         if self._streams is None or self._reporter is None:
             client = activity.client()
-            self._streams, self._reporter = EventStreams(client), TurnReporter(client)
+            self._streams = EventStreams(client, self._stream_config)
+            self._reporter = TurnReporter(client)
         return self._streams, self._reporter
 
     @activity.defn(name=RUN_TURN_ACTIVITY)
@@ -142,9 +148,17 @@ class AgentActivities:
             except Exception as err:
                 _report_failure(events, err, info)
                 raise
+            output = self._output(agent, completion)
+            _check_state_size(output, events, info)
         if inp.report_to and agent.max_turns is not None:
             # Only turn-based progress needs every turn; otherwise tasks count when they end.
-            await reporter.report(inp.report_to, inp.task_id, completion.context.turn)
+            await reporter.report(
+                inp.report_to,
+                TaskTurnReport(task_id=inp.task_id, turns=completion.context.turn, index=inp.index),
+            )
+        return output
+
+    def _output(self, agent: BaseAgent[Any], completion: TurnCompletion[Any]) -> TurnOutput:
         exhausted = agent.turns_exhausted(completion)
         return TurnOutput(
             child_batches=[self._child_batch(r) for r in completion.child_batches],
@@ -173,6 +187,7 @@ class AgentActivities:
             payloads=request.payloads,
             tool_call_id=request.tool_call_id,
             timeout=request.timeout,
+            hooks=self._agents[request.agent_name].hooks_outside_turns(),
         )
 
     @activity.defn(name=RUN_HOOK_ACTIVITY)
@@ -234,6 +249,27 @@ async def _live(streams: EventStreams, owner_id: str) -> AsyncIterator[None]:
             if not failed:
                 raise
             activity.logger.warning("could not publish the events of a failed turn", exc_info=True)
+
+
+def _check_state_size(output: TurnOutput, events: EventPublisher, info: activity.Info) -> None:
+    """Fail the turn for good if its result would not fit in one Temporal payload.
+
+    The task then fails with this message and keeps its last good context (the workflow
+    never records this turn's), readable with ``get_task_data``.
+    """
+    size = payload_size(activity.client(), output)
+    if size <= MAX_PAYLOAD_BYTES:
+        return
+    turn = output.context.get("turn")
+    err = ApplicationError(
+        f"the task's state grew to {size:,} bytes (compressed) in turn {turn}, over the "
+        f"{MAX_PAYLOAD_BYTES:,}-byte limit of one Temporal payload; keep large data "
+        "outside the context (store it and pass a reference)",
+        type="PayloadTooLargeError",
+        non_retryable=True,
+    )
+    _report_failure(events, err, info)
+    raise err
 
 
 def _report_failure(events: EventPublisher, err: BaseException, info: activity.Info) -> None:

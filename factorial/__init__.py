@@ -10,6 +10,8 @@ from factorial.errors import (
     AgentNotRegisteredError,
     AgentRunError,
     BatchNotFoundError,
+    EventsExpiredError,
+    EventStreamError,
     FactorialError,
     HookSignatureError,
     InlineRunError,
@@ -28,7 +30,7 @@ from factorial.errors import (
     ToolDefinitionError,
     UserError,
 )
-from factorial.events import AgentEvent, EventPublisher
+from factorial.events import AgentEvent, EventPublisher, EventStreamConfig
 from factorial.models import Model, ModelSettings
 from factorial.orchestrator import Orchestrator
 from factorial.task import Batch, BatchMetadata, Task, TaskMetadata, TaskStatus
@@ -53,6 +55,9 @@ __all__ = [
     "BatchMetadata",
     "BatchNotFoundError",
     "EventPublisher",
+    "EventStreamConfig",
+    "EventStreamError",
+    "EventsExpiredError",
     "ExecutionContext",
     "FactorialError",
     "FunctionTool",

@@ -6,15 +6,19 @@ from typing import Any
 
 from temporalio.client import Client
 
+from factorial._converter import MAX_PAYLOAD_BYTES, CompressionCodec, encoded_size
 from factorial.errors import PayloadTooLargeError
 
-#: Temporal rejects payloads over 2 MiB; keep room for the envelope.
-MAX_PAYLOAD_BYTES = 2 * 1024 * 1024 - 64 * 1024
+__all__ = ["MAX_PAYLOAD_BYTES", "check_size", "chunk_payloads", "payload_size"]
 
 
 def payload_size(client: Client, value: Any) -> int:
-    """Bytes of ``value`` as one Temporal payload."""
-    return client.data_converter.payload_converter.to_payloads([value])[0].ByteSize()
+    """Bytes of ``value`` as one Temporal payload, after the client's codec (if ours)."""
+    converter = client.data_converter
+    payload = converter.payload_converter.to_payloads([value])[0]
+    if isinstance(converter.payload_codec, CompressionCodec):
+        return encoded_size(payload)
+    return payload.ByteSize()
 
 
 def check_size(client: Client, inp: Any) -> None:
@@ -22,7 +26,7 @@ def check_size(client: Client, inp: Any) -> None:
     size = payload_size(client, inp)
     if size > MAX_PAYLOAD_BYTES:
         raise PayloadTooLargeError(
-            f"payload of {size:,} bytes is over the {MAX_PAYLOAD_BYTES:,}-byte "
+            f"payload of {size:,} bytes (compressed) is over the {MAX_PAYLOAD_BYTES:,}-byte "
             "limit of one Temporal message; store large data elsewhere and pass a reference"
         )
 
@@ -30,7 +34,7 @@ def check_size(client: Client, inp: Any) -> None:
 def chunk_payloads(
     client: Client, contexts: list[dict[str, Any]], chunk_size: int
 ) -> list[list[dict[str, Any]]]:
-    """Split payloads into chunks of at most ``chunk_size`` items and ~1 MiB each."""
+    """Split payloads into chunks of at most ``chunk_size`` items and ~1 MiB (encoded) each."""
     budget = MAX_PAYLOAD_BYTES // 2
     chunks: list[list[dict[str, Any]]] = [[]]
     used = 0
@@ -38,7 +42,8 @@ def chunk_payloads(
         size = payload_size(client, context)
         if size > MAX_PAYLOAD_BYTES:
             raise PayloadTooLargeError(
-                f"payload {index} is {size:,} bytes, over the {MAX_PAYLOAD_BYTES:,}-byte limit"
+                f"payload {index} is {size:,} bytes (compressed), over the "
+                f"{MAX_PAYLOAD_BYTES:,}-byte limit"
             )
         if chunks[-1] and (len(chunks[-1]) >= chunk_size or used + size > budget):
             chunks.append([])

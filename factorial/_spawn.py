@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from factorial._progress import max_units
+from factorial._wire import task_id_of
 from factorial.errors import AgentNotRegisteredError, InvalidPayloadError, UserError
 from factorial.task import Batch, BatchMetadata
 
@@ -34,7 +36,7 @@ class SpawnRequest:
     @property
     def task_ids(self) -> list[str]:
         """The children's task ids (as the batch workflow will name them)."""
-        return [f"{self.batch_id}-{i}" for i in range(len(self.payloads))]
+        return [task_id_of(self.batch_id, i) for i in range(len(self.payloads))]
 
 
 @dataclass
@@ -101,7 +103,7 @@ class Spawner:
                 owner_id=fork.owner_id,
                 created_at=datetime.now(UTC),
                 total_tasks=len(contexts),
-                max_progress=(agent.max_turns or 1) * len(contexts),
+                max_progress=max_units(agent.max_turns, len(contexts)),
                 status="active",
                 parent_id=fork.task_id,
             ),

@@ -1,82 +1,150 @@
-"""One long-poll subscription per owner stream, fanned out to local subscribers.
+"""One live feed per owner stream, fanned out to local subscribers, with no silent gap.
 
-A stream serves tens of long-pollers, not thousands, so an Orchestrator polls each owner's
-stream once and hands every item to its local subscribers, replaying a bounded buffer to
-late joiners so that one who starts from an earlier offset misses nothing still retained.
+A stream serves a few long-polls, not thousands, so an Orchestrator long-polls each owner's
+stream once (``OwnerFeed``) and hands every event to its local subscribers. Each subscriber
+tracks the next offset it needs: whatever the shared feed had already passed when it joined,
+or a gap in what it delivers, is read by query from the stream itself. If the stream no longer
+has that offset the subscriber raises ``EventsExpiredError``; it never skips ahead silently.
+When the stream refuses another long-poll (``StreamBusy``, many subscribers elsewhere), the
+feed reads by query every ``_BUSY_READ_INTERVAL`` and tries a long-poll again after
+``_BUSY_RETRY_AFTER`` (with jitter). Between long-polls that found little, it pauses
+``_COOLDOWN`` so a busy stream answers fewer, larger polls.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+import random
+import time
+from collections.abc import AsyncIterator
 from typing import Any
 
-from temporalio.client import Client
-from temporalio.contrib.workflow_streams import WorkflowStreamClient
+from temporalio.contrib.workflow_streams import PollResult
 
-from factorial._ids import events_workflow_id
-from factorial.events import EVENTS_TOPIC
+from factorial._streams import StreamGone, StreamReader
+from factorial.errors import EventsExpiredError, EventStreamError
 
-_BUFFER = 5_000
+_BUSY_READ_INTERVAL = 1.0
+_BUSY_RETRY_AFTER = 30.0
+_COOLDOWN = 0.1
 _END = object()
+
+Item = tuple[int, dict[str, Any]]
 
 
 class OwnerFeed:
     """Polls one owner's stream while anyone listens; each item is ``(offset, event)``."""
 
-    def __init__(self, client: Client, owner_id: str, ensure: Callable[[], Awaitable[None]]):
-        self._client = client
-        self._owner_id = owner_id
-        self._ensure = ensure
-        self._buffer: deque[tuple[int, dict[str, Any]]] = deque(maxlen=_BUFFER)
+    def __init__(self, reader: StreamReader) -> None:
+        self._reader = reader
         self._queues: set[asyncio.Queue[Any]] = set()
         self._poller: asyncio.Task[None] | None = None
+        #: The next offset the feed fetches: every item before it has been handed out.
+        self._position = 0
+        self._busy_until = 0.0
 
-    async def items(self, from_offset: int | None) -> AsyncIterator[tuple[int, dict[str, Any]]]:
-        """Yield retained items at or after ``from_offset`` (all retained if None), then live."""
+    async def items(self, from_offset: int | None) -> AsyncIterator[Item]:
+        """Yield events from ``from_offset`` (the oldest retained if None), then live ones.
+
+        Raises:
+            EventsExpiredError: Events from the offset needed are no longer retained.
+            EventStreamError: The stream was terminated, or ``from_offset`` is past its end.
+            TemporalUnavailableError: The server stayed unreachable too long.
+        """
         queue: asyncio.Queue[Any] = asyncio.Queue()
-        start = from_offset or 0
-        for item in self._buffer:
-            if item[0] >= start:
-                queue.put_nowait(item)
         self._queues.add(queue)
-        if self._poller is None or self._poller.done():
-            await self._ensure()
-            self._poller = asyncio.create_task(self._poll())
         try:
+            expected = await self._start(from_offset)
             while True:
+                if expected < self._position:  # the feed is ahead: catch up by query
+                    caught_up = self._catch_up(expected)
+                    async for item in caught_up:
+                        yield item
+                        expected = item[0] + 1
+                    continue
                 item = await queue.get()
                 if item is _END:
                     return
                 if isinstance(item, BaseException):
                     raise item
-                if item[0] >= start:
+                if item[0] == expected:
                     yield item
+                    expected += 1
         finally:
             self._queues.discard(queue)
-            if not self._queues and self._poller is not None:
-                poller, self._poller = self._poller, None
-                poller.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await poller
-                self._buffer.clear()
+            if not self._queues:
+                await self._stop_poller()
 
-    async def _poll(self) -> None:
-        stream = WorkflowStreamClient.create(self._client, events_workflow_id(self._owner_id))
+    async def _start(self, from_offset: int | None) -> int:
+        """Check the offset asked for against the stream, start the feed, return the offset."""
+        first = await self._reader.read(from_offset or 0)
+        oldest = first.items[0].offset if first.items else first.next_offset
+        if from_offset is None:
+            expected = oldest
+        elif from_offset > first.next_offset and not first.items:
+            raise EventStreamError(
+                f"offset {from_offset} is past the end of owner {self._reader.owner_id!r}'s "
+                f"stream (next offset {first.next_offset})"
+            )
+        else:
+            expected = from_offset
+        if self._poller is None or self._poller.done():
+            self._position = expected
+            self._poller = asyncio.create_task(self._poll(expected))
+        return expected
+
+    async def _catch_up(self, expected: int) -> AsyncIterator[Item]:
+        """Yield stored events from ``expected`` up to (at least) the feed's position."""
+        while expected < self._position:
+            result = await self._reader.read(expected)
+            oldest = result.items[0].offset if result.items else result.next_offset
+            if oldest > expected:
+                raise EventsExpiredError(self._reader.owner_id, expected, oldest)
+            for item in result.items:
+                yield item.offset, self._reader.decode(item.data)
+                expected = item.offset + 1
+            if not result.items:
+                return
+
+    async def _poll(self, start: int) -> None:
+        offset = start
         try:
-            async for item in stream.subscribe([EVENTS_TOPIC], from_offset=0):
-                entry = (item.offset, item.data)
-                self._buffer.append(entry)
-                for queue in self._queues:
-                    queue.put_nowait(entry)
-            self._broadcast(_END)
+            while True:
+                result = await self._next(offset)
+                for item in result.items:
+                    self._broadcast((item.offset, self._reader.decode(item.data)))
+                offset = self._position = max(offset, result.next_offset)
         except asyncio.CancelledError:
             raise
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - every subscriber re-raises it
             self._broadcast(err)
+
+    async def _next(self, offset: int) -> PollResult:
+        """The next events: by long-poll, or by query while the stream is busy."""
+        if time.monotonic() >= self._busy_until:
+            try:
+                result = await self._reader.poll(offset)
+            except StreamGone:
+                # The feed's own offset was trimmed: subscribers behind it find out by query.
+                return await self._reader.read(offset)
+            if result is not None:
+                if not result.more_ready:
+                    await asyncio.sleep(_COOLDOWN)
+                return result
+            self._busy_until = time.monotonic() + _BUSY_RETRY_AFTER * random.uniform(0.5, 1.5)
+        result = await self._reader.read(offset)
+        if not result.items:
+            await asyncio.sleep(_BUSY_READ_INTERVAL)
+        return result
 
     def _broadcast(self, item: Any) -> None:
         for queue in self._queues:
             queue.put_nowait(item)
+
+    async def _stop_poller(self) -> None:
+        poller, self._poller = self._poller, None
+        if poller is not None:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await poller

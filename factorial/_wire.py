@@ -13,10 +13,24 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
-from temporalio.contrib.workflow_streams import WorkflowStreamState
+from temporalio.contrib.workflow_streams import PublishInput, WorkflowStreamState
+
+from factorial.events import EventStreamConfig
 
 TASK_WORKFLOW = "AgentTaskWorkflow"
 EVENTS_WORKFLOW = "OwnerEventsWorkflow"
+#: The owners' event streams run on a task queue of their own, served by every worker.
+EVENTS_TASK_QUEUE = "factorial-events"
+PUBLISH_EVENTS_ACTIVITY = "publish_events"
+#: The ``workflow_streams`` protocol by name (as its README documents it; the unit test of
+#: ``workflows._stream`` checks these against the SDK).
+STREAM_PUBLISH_SIGNAL = "__temporal_workflow_stream_publish"
+STREAM_POLL = "__temporal_workflow_stream_poll"
+STREAM_OFFSET_QUERY = "__temporal_workflow_stream_offset"
+STREAM_DRAINING = "StreamDraining"
+STREAM_TRUNCATED = "TruncatedOffset"
+#: Ours: a long-poll refused because the stream serves enough of them already.
+STREAM_BUSY = "StreamBusy"
 RUN_TURN_ACTIVITY = "run_turn"
 RUN_HOOK_ACTIVITY = "run_hook"
 STEER_UPDATE = "steer"
@@ -62,6 +76,10 @@ class TaskInput(BaseModel):
     # That batch publishes this task's terminal events, together with its own (fewer
     # signals and workflow tasks than the task sending them itself).
     terminal_events_by_batch: bool = False
+    # The task's index in that batch (for its turn reports).
+    index: int | None = None
+    # The lifecycle hooks its agent defines; None (unknown) runs the hook activity anyway.
+    hooks: list[str] | None = None
     # Carried across continue-as-new only.
     started: bool = False
     steering: list[list[dict[str, Any]]] = Field(default_factory=list)
@@ -93,6 +111,7 @@ class TurnInput(BaseModel):
     batch_id: str | None = None
     parent_task_id: str | None = None
     report_to: str | None = None
+    index: int | None = None
     # Deferred results delivered since the last turn (for ``on_pending_tool_results``).
     resumed_results: list[ToolResult] = Field(default_factory=list)
 
@@ -108,6 +127,7 @@ class ChildBatchRequest(BaseModel):
     payloads: list[dict[str, Any]]
     tool_call_id: str
     timeout: float
+    hooks: list[str] | None = None
 
 
 class TurnOutput(BaseModel):
@@ -166,27 +186,51 @@ class TaskSnapshot(BaseModel):
 
 
 class EventsInput(BaseModel):
-    """Input of the owner's event-stream workflow (carried through continue-as-new)."""
+    """Input of the owner's event-stream workflow (carried through continue-as-new).
+
+    Also its result when it closes idle: what the next run starts from.
+    """
 
     owner_id: str
     stream_state: WorkflowStreamState | None = None
+    config: EventStreamConfig = Field(default_factory=EventStreamConfig)
+
+
+class PublishEventsInput(BaseModel):
+    """Input of ``publish_events``: a workflow's events its stream signal could not deliver.
+
+    ``batch`` carries a publisher id and sequence, so a retried delivery lands once.
+    """
+
+    owner_id: str
+    batch: PublishInput
 
 
 # -- batches -------------------------------------------------------------------------------
 
-BATCH_WORKFLOW = "BatchWorkflow"
+BATCH_WORKFLOW = "AgentBatchWorkflow"
+#: Batches started by 0.1 (``workflows.legacy_batch``), kept running until they finish.
+LEGACY_BATCH_WORKFLOW = "BatchWorkflow"
+BATCH_WORKFLOWS = (BATCH_WORKFLOW, LEGACY_BATCH_WORKFLOW)
 #: Batches get a task queue of their own, served by every worker process, so their queries
 #: and progress do not wait behind thousands of task workflows on the agent's queue.
 BATCH_TASK_QUEUE = "factorial-batches"
 BATCH_SNAPSHOT_QUERY = "batch_snapshot"
-ADD_CHUNK_UPDATE = "add_chunk"
 TASK_TURN_SIGNAL = "task_turn"
-SUB_PROGRESS_SIGNAL = "sub_batch_progress"
+LEAF_REPORT_SIGNAL = "leaf_report"
 CANCEL_REMAINING_SIGNAL = "cancel_remaining"
+# Legacy batches only.
+ADD_CHUNK_UPDATE = "add_chunk"
+SUB_PROGRESS_SIGNAL = "sub_batch_progress"
 
 
 class BatchInput(BaseModel):
-    """Input of ``BatchWorkflow``: a root (``chunk_count`` > 0) or a leaf (``payloads`` set)."""
+    """Input of a batch workflow: a root (``leaf_sizes`` set) or a leaf (``payloads`` set).
+
+    A batch of at most ``batch_chunk_size`` tasks is one leaf, its own root. A larger one is a
+    root that only counts and announces, plus one leaf per chunk of payloads; the client
+    starts the leaves (each with its payloads) and then the root.
+    """
 
     batch_id: str  # the public batch id (the root's workflow id)
     owner_id: str
@@ -198,15 +242,28 @@ class BatchInput(BaseModel):
     created_at: datetime | None = None
     parent_task_id: str | None = None
     track_status: bool = True
-    # Leaf: its tasks' payloads, the batch index of the first, and whom to report to.
+    # Leaf: its tasks' payloads, the batch index of the first, and its root (if not its own).
     payloads: list[dict[str, Any]] | None = None
     first_index: int = 0
     chunk_index: int = 0
     report_to: str | None = None
-    # Root: how many chunks of payloads ``add_chunk`` will deliver.
+    # Leaf: how many of its tasks run at once (0: all; batches from 0.1).
+    max_running: int = 0
+    # Leaf of a root: seconds between its progress reports.
+    report_every: float = 1.0
+    # Leaf: the lifecycle hooks the agent defines (None: unknown, run the hook activity).
+    hooks: list[str] | None = None
+    # Root: how many tasks each leaf runs, in chunk order.
+    leaf_sizes: list[int] = Field(default_factory=list)
+    # Legacy root: how many chunks of payloads ``add_chunk`` will deliver.
     chunk_count: int = 0
     # Sub-agent batches: return every task's output or error in the result.
     collect_results: bool = False
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for a batch that runs tasks itself."""
+        return self.payloads is not None
 
 
 class BatchChunk(BaseModel):
@@ -222,6 +279,8 @@ class TaskTurnReport(BaseModel):
 
     task_id: str
     turns: int
+    # The task's index in its batch (reports from before it was sent carry only the id).
+    index: int | None = None
 
 
 class TaskTurnReports(BaseModel):
@@ -238,6 +297,14 @@ class BatchCounts(BaseModel):
     failed: int = 0
     cancelled: int = 0
     terminal_indices: list[int] = Field(default_factory=list)
+
+
+class LeafReport(BaseModel):
+    """Signal from a leaf to its root: its latest counters (absolute, so idempotent)."""
+
+    chunk: int
+    counts: BatchCounts
+    final: bool = False
 
 
 class SubBatchProgress(BaseModel):
@@ -275,6 +342,11 @@ class BatchSnapshot(BaseModel):
 def task_id_of(batch_id: str, index: int) -> str:
     """The deterministic id of a batch's ``index``-th task."""
     return f"{batch_id}-{index}"
+
+
+def task_index_of(task_id: str) -> int:
+    """The batch index in a batch task's id (the inverse of ``task_id_of``)."""
+    return int(task_id.rsplit("-", 1)[1])
 
 
 def leaf_id_of(batch_id: str, chunk: int) -> str:

@@ -485,6 +485,12 @@ class BaseAgent(Generic[ContextT]):
         except Exception:
             logger.exception("lifecycle hook %s of agent %s raised", name, self.name)
 
+    def hooks_outside_turns(self) -> list[str] | None:
+        """The hooks the task workflow runs as activities, or None if ``run_hook`` is custom."""
+        if type(self).run_hook is not BaseAgent.run_hook:
+            return None
+        return [name for name in ("on_run_end", "on_run_cancelled") if self.hooks.get(name)]
+
     async def run_hook(
         self,
         name: str,

@@ -16,7 +16,9 @@ Two families: *you misused it* (``UserError``, raised before any side effect) an
     │   ├── TaskNotFoundError
     │   └── BatchNotFoundError
     ├── TaskStateError                 the task cannot take this call in its state
-    ├── TemporalUnavailableError       no Temporal server at the given address
+    ├── TemporalUnavailableError       no Temporal server answered (in time)
+    ├── EventStreamError               a subscription to an owner's events ended abnormally
+    │   └── EventsExpiredError         the offset asked for is no longer retained
     └── AgentRunError                  a run failed
         ├── MaxTurnsExceeded
         ├── ModelHTTPError             provider answered with an HTTP error
@@ -81,7 +83,30 @@ class TaskStateError(FactorialError):
 
 
 class TemporalUnavailableError(FactorialError):
-    """No Temporal server answered at the configured address."""
+    """No Temporal server answered at the configured address (within the time allowed)."""
+
+
+class EventStreamError(FactorialError):
+    """A subscription to an owner's event stream cannot go on (e.g. the stream was terminated)."""
+
+
+class EventsExpiredError(EventStreamError):
+    """Events from the offset asked for are no longer retained; none was skipped silently.
+
+    Attributes:
+        owner_id: Whose stream.
+        requested_offset: The first offset the subscriber needed.
+        oldest_offset: The oldest offset the stream still has; resume from it to accept the gap.
+    """
+
+    def __init__(self, owner_id: str, requested_offset: int, oldest_offset: int) -> None:
+        super().__init__(
+            f"events {requested_offset}-{oldest_offset - 1} of owner {owner_id!r} are no longer "
+            f"retained; the oldest still available is {oldest_offset}"
+        )
+        self.owner_id = owner_id
+        self.requested_offset = requested_offset
+        self.oldest_offset = oldest_offset
 
 
 class AgentRunError(FactorialError):

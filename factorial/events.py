@@ -8,7 +8,7 @@ stream (see ``workflows.owner_events``); subscribers also see an ``offset`` to r
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,6 +34,32 @@ TERMINAL_EVENTS = frozenset(
 
 #: The stream topic every Factorial event is published on.
 EVENTS_TOPIC = "events"
+
+
+class EventStreamConfig(BaseModel):
+    """What an owner's event stream retains, and when an idle one closes.
+
+    The stream always keeps the newest events that satisfy all three bounds below, and often
+    more (everything since its last continue-as-new). A subscriber that resumes from an offset
+    the stream no longer has gets ``EventsExpiredError`` naming the oldest offset still there;
+    events are never skipped silently. A stream with no publisher and no subscriber for
+    ``idle_timeout`` closes, keeping its retained events; the next publisher or subscriber
+    restarts it with them, and offsets continue where they stopped.
+
+    Attributes:
+        max_events: Newest events kept, at most.
+        max_bytes: Bytes of newest events kept, at most (as encoded in the stream); bounded
+            so the stream's continue-as-new input stays far below Temporal's 2 MiB limit.
+        max_age: Events older than this (by their ``timestamp``) may be dropped.
+        idle_timeout: Close the stream after this long without a publish or a poll.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    max_events: int = Field(default=10_000, ge=1, le=100_000)
+    max_bytes: int = Field(default=1024 * 1024, ge=16 * 1024, le=1536 * 1024)
+    max_age: timedelta = Field(default=timedelta(hours=24), gt=timedelta(0))
+    idle_timeout: timedelta = Field(default=timedelta(minutes=10), ge=timedelta(seconds=1))
 
 
 def progress_event_type(operation: str, phase: str) -> str:

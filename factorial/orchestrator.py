@@ -7,7 +7,6 @@ the agents registered on it, and reads the owners' event streams.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -29,7 +28,6 @@ from temporalio.common import (
     TypedSearchAttributes,
     WorkflowIDReusePolicy,
 )
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import (
     ApplicationError,
     WorkflowAlreadyStartedError,
@@ -38,17 +36,20 @@ from temporalio.exceptions import (
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
-from activities.publishing import ensure_events_workflow
 from factorial import _wire as wire
+from factorial._batches import batch_from, new_batch_record, start_batch
 from factorial._connection import register_search_attributes, tls_config
+from factorial._converter import DATA_CONVERTER
 from factorial._ids import new_batch_id, validate_id
 from factorial._payloads import check_size, chunk_payloads
+from factorial._streams import StreamReader
 from factorial._subscriptions import OwnerFeed
 from factorial.agent import BaseAgent
 from factorial.context import AgentContext
 from factorial.errors import (
     AgentNotRegisteredError,
     BatchNotFoundError,
+    InvalidIdError,
     InvalidPayloadError,
     NotFoundError,
     TaskCancelledError,
@@ -58,13 +59,12 @@ from factorial.errors import (
     TemporalUnavailableError,
     UserError,
 )
+from factorial.events import EventStreamConfig
 from factorial.models import ModelClients
-from factorial.task import Batch, BatchMetadata, Task, TaskStatus
+from factorial.task import Batch, Task, TaskStatus
 from factorial.tools import format_tool_output
 from factorial.worker import AgentWorkerConfig, agent_task_queue, build_workers
 
-#: Tries to deliver one payload chunk of a large batch.
-_CHUNK_ATTEMPTS = 5
 #: Most leaves (chunks of ``batch_chunk_size`` tasks) one batch may have.
 MAX_LEAVES = 1_000
 #: How long connecting may take before the server counts as unavailable.
@@ -72,6 +72,8 @@ _CONNECT_TIMEOUT = timedelta(seconds=15)
 #: How long a query or an update waits for a worker before giving up.
 _QUERY_TIMEOUT = timedelta(seconds=10)
 _UPDATE_TIMEOUT = timedelta(seconds=30)
+#: Seconds between looks at a batch task that waits for a free slot.
+_QUEUED_POLL = 1.0
 
 _CLOSED_STATUS = {
     WorkflowExecutionStatus.COMPLETED: TaskStatus.COMPLETED,
@@ -101,6 +103,11 @@ class Orchestrator:
         model_base_urls: Model provider base URLs by provider.
         batch_chunk_size: Tasks per leaf of a batch's tree (see ``workflows.batch``); a
             batch of more tasks is split into leaves of this size.
+        max_running_tasks: Tasks of one batch that run at once, at most; the others wait
+            their turn (``queued``), so a worker's workflow cache does not thrash.
+        event_stream: What owners' event streams retain, and when idle ones close.
+        reconnect_timeout: Seconds a subscription keeps retrying an unreachable server
+            before it raises ``TemporalUnavailableError``.
 
     Example:
         >>> orchestrator = Orchestrator(temporal_address="localhost:7233")
@@ -122,6 +129,9 @@ class Orchestrator:
         model_api_keys: dict[str, str] | None = None,
         model_base_urls: dict[str, str] | None = None,
         batch_chunk_size: int = 200,
+        max_running_tasks: int = 500,
+        event_stream: EventStreamConfig | None = None,
+        reconnect_timeout: float = 60.0,
     ) -> None:
         env = os.environ
         self.temporal_address = temporal_address or env.get("TEMPORAL_ADDRESS") or "localhost:7233"
@@ -142,11 +152,15 @@ class Orchestrator:
         self._model_clients = ModelClients(model_api_keys, model_base_urls)
         self._workers: list[Worker] = []
         self._worker_tasks: list[asyncio.Task[None]] = []
-        self._streams_ready: set[str] = set()
         self._feeds: dict[str, OwnerFeed] = {}
         if batch_chunk_size < 1:
             raise UserError("batch_chunk_size must be at least 1")
+        if max_running_tasks < 1:
+            raise UserError("max_running_tasks must be at least 1")
         self.batch_chunk_size = batch_chunk_size
+        self.max_running_tasks = max_running_tasks
+        self.event_stream = event_stream or EventStreamConfig()
+        self.reconnect_timeout = reconnect_timeout
 
     # -- connection ----------------------------------------------------------------------
 
@@ -166,7 +180,7 @@ class Orchestrator:
                         Client.connect(
                             self.temporal_address,
                             namespace=self.namespace,
-                            data_converter=pydantic_data_converter,
+                            data_converter=DATA_CONVERTER,
                             api_key=self._api_key,
                             tls=self._tls,
                         ),
@@ -206,7 +220,7 @@ class Orchestrator:
         if self._workers:
             return
         client = await self.client()
-        self._workers = build_workers(client, self._runners, self._model_clients)
+        self._workers = build_workers(client, self._runners, self._model_clients, self.event_stream)
         self._worker_tasks = [asyncio.create_task(worker.run()) for worker in self._workers]
 
     async def stop_workers(self) -> None:
@@ -273,11 +287,11 @@ class Orchestrator:
             payload=context.model_dump(mode="json"),
             policy=config.turn_policy(),
             created_at=task.metadata.created_at or datetime.now(UTC),
+            hooks=agent.hooks_outside_turns(),
         )
         client = await self.client()
         inp.track_status = wire.SA_STATUS in self._search_attributes
         check_size(client, inp)
-        await self._ensure_stream(inp.owner_id)
         try:
             await client.start_workflow(
                 wire.TASK_WORKFLOW,
@@ -303,7 +317,14 @@ class Orchestrator:
             TaskFailedError: The task failed.
             TaskCancelledError: The task was cancelled.
         """
-        handle, _ = await self._describe_task(task_id)
+        while True:
+            try:
+                handle, _ = await self._describe_task(task_id)
+                break
+            except TaskNotFoundError:
+                if await self._unstarted_status(task_id) != TaskStatus.QUEUED:
+                    raise
+            await asyncio.sleep(_QUEUED_POLL)  # its batch starts it when a slot frees up
         try:
             snapshot = await handle.result()
         except WorkflowFailureError as err:
@@ -320,7 +341,13 @@ class Orchestrator:
         Raises:
             TaskNotFoundError: No such task.
         """
-        handle, description = await self._describe_task(task_id)
+        try:
+            handle, description = await self._describe_task(task_id)
+        except TaskNotFoundError:
+            unstarted = await self._unstarted_status(task_id)
+            if unstarted is None:
+                raise
+            return unstarted
         closed = _CLOSED_STATUS.get(description.status)  # type: ignore[arg-type]
         if closed is not None:
             return closed
@@ -347,7 +374,14 @@ class Orchestrator:
         Raises:
             TaskNotFoundError: No such task.
         """
-        handle, description = await self._describe_task(task_id)
+        try:
+            handle, description = await self._describe_task(task_id)
+        except TaskNotFoundError:
+            unstarted = await self._unstarted_status(task_id)
+            if unstarted is None:
+                raise
+            batch_id = task_id.rpartition("-")[0]
+            return {"task_id": task_id, "status": unstarted.value, "batch_id": batch_id}
         try:
             snapshot = await handle.query(
                 wire.SNAPSHOT_QUERY, result_type=wire.TaskSnapshot, rpc_timeout=_QUERY_TIMEOUT
@@ -462,14 +496,13 @@ class Orchestrator:
         client = await self.client()
         chunks = chunk_payloads(client, contexts, self.batch_chunk_size)
         if len(chunks) > MAX_LEAVES:
-            # The root starts one child per leaf; Temporal stalls a run past ~2,000 pending.
+            # The root cancels its leaves one request each; Temporal stalls a run past 2,000.
             raise UserError(
                 f"a batch of {len(contexts)} tasks needs {len(chunks)} leaves, over the "
                 f"{MAX_LEAVES} one batch runs; raise batch_chunk_size or split the batch"
             )
-        batch_id = new_batch_id()
         inp = wire.BatchInput(
-            batch_id=batch_id,
+            batch_id=new_batch_id(),
             owner_id=owner_id,
             agent_name=agent.name,
             task_queue=agent_task_queue(agent.name, config),
@@ -478,39 +511,10 @@ class Orchestrator:
             max_turns=agent.max_turns,
             created_at=datetime.now(UTC),
             track_status=wire.SA_STATUS in self._search_attributes,
-            payloads=chunks[0] if len(chunks) == 1 else None,
-            chunk_count=len(chunks) if len(chunks) > 1 else 0,
+            hooks=agent.hooks_outside_turns(),
         )
-        await self._ensure_stream(owner_id)
-        handle = await client.start_workflow(
-            wire.BATCH_WORKFLOW,
-            inp,
-            id=batch_id,
-            task_queue=wire.BATCH_TASK_QUEUE,
-            search_attributes=wire.batch_search_attributes(inp, "active"),
-            static_summary=f"batch of {len(contexts)} {agent.name} tasks for {owner_id}",
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        )
-        if len(chunks) > 1:
-            try:
-                await _send_chunks(handle, chunks)
-            except BaseException:
-                # Leave no half-fed batch behind: its leaves so far stop, and nothing waits.
-                with contextlib.suppress(RPCError):
-                    await handle.cancel()
-                raise
-        return self._batch_from(
-            wire.BatchSnapshot(
-                batch_id=batch_id,
-                owner_id=owner_id,
-                agent_name=agent.name,
-                status="active",
-                total_tasks=inp.total_tasks,
-                max_progress=(agent.max_turns or 1) * inp.total_tasks,
-                counts=wire.BatchCounts(),
-                created_at=inp.created_at,
-            )
-        )
+        await start_batch(client, inp, chunks, self.max_running_tasks)
+        return new_batch_record(inp)
 
     async def get_batch(self, batch_id: str) -> Batch:
         """The batch's tasks, progress and status.
@@ -529,7 +533,7 @@ class Orchestrator:
             if description.status != WorkflowExecutionStatus.COMPLETED:
                 raise
             snapshot = await handle.result()
-        return self._batch_from(snapshot)
+        return batch_from(snapshot)
 
     async def cancel_batch(self, batch_id: str) -> Batch:
         """Cancel every task of the batch still running (and any not started yet).
@@ -553,32 +557,9 @@ class Orchestrator:
                 pass  # cancelled, as asked
         return await self.get_batch(batch_id)
 
-    def _batch_from(self, snapshot: wire.BatchSnapshot) -> Batch:
-        task_ids = [wire.task_id_of(snapshot.batch_id, i) for i in range(snapshot.total_tasks)]
-        terminal = set(snapshot.counts.terminal_indices)
-        status = snapshot.status
-        return Batch(
-            id=snapshot.batch_id,
-            task_ids=task_ids,
-            remaining_task_ids=[]
-            if status != "active"
-            else [t for i, t in enumerate(task_ids) if i not in terminal],
-            progress=100.0
-            if status == "completed"
-            else round(100.0 * snapshot.counts.done_units / max(1, snapshot.max_progress), 2),
-            metadata=BatchMetadata(
-                owner_id=snapshot.owner_id,
-                created_at=snapshot.created_at,
-                total_tasks=snapshot.total_tasks,
-                max_progress=snapshot.max_progress,
-                status=status,
-                parent_id=snapshot.parent_task_id,
-            ),
-        )
-
     async def _describe_batch(self, batch_id: str) -> tuple[WorkflowHandle[Any, Any], Any]:
         return await self._describe(
-            batch_id, "batch", wire.BATCH_WORKFLOW, wire.BatchSnapshot, BatchNotFoundError
+            batch_id, "batch", wire.BATCH_WORKFLOWS, wire.BatchSnapshot, BatchNotFoundError
         )
 
     # -- events --------------------------------------------------------------------------
@@ -609,9 +590,10 @@ class Orchestrator:
         pattern = re.compile(event_pattern) if event_pattern else None
         feed = self._feeds.get(owner_id)
         if feed is None:
-            client = await self.client()
-            feed = OwnerFeed(client, owner_id, lambda: self._ensure_stream(owner_id))
-            self._feeds[owner_id] = feed
+            reader = StreamReader(
+                await self.client(), owner_id, self.event_stream, self.reconnect_timeout
+            )
+            feed = self._feeds[owner_id] = OwnerFeed(reader)
         async for offset, event in feed.items(from_offset):
             if event.get("owner_id") != owner_id:
                 continue
@@ -635,21 +617,29 @@ class Orchestrator:
             )
         return registered[1]
 
-    async def _ensure_stream(self, owner_id: str) -> None:
-        if owner_id not in self._streams_ready:
-            await ensure_events_workflow(await self.client(), owner_id)
-            self._streams_ready.add(owner_id)
+    async def _unstarted_status(self, task_id: str) -> TaskStatus | None:
+        """``queued`` or ``cancelled`` for a batch's task not started (yet); else None."""
+        batch_id, _, index = task_id.rpartition("-")
+        if not batch_id or not index.isdigit():
+            return None
+        try:
+            batch = await self.get_batch(batch_id)
+        except (NotFoundError, InvalidIdError, RPCError):
+            return None
+        if int(index) >= batch.metadata.total_tasks:
+            return None
+        return TaskStatus.QUEUED if batch.metadata.status == "active" else TaskStatus.CANCELLED
 
     async def _describe_task(self, task_id: str) -> tuple[WorkflowHandle[Any, Any], Any]:
         return await self._describe(
-            task_id, "task", wire.TASK_WORKFLOW, wire.TaskSnapshot, TaskNotFoundError
+            task_id, "task", (wire.TASK_WORKFLOW,), wire.TaskSnapshot, TaskNotFoundError
         )
 
     async def _describe(
         self,
         workflow_id: str,
         what: str,
-        workflow_type: str,
+        workflow_types: tuple[str, ...],
         result_type: type[Any],
         not_found: type[NotFoundError],
     ) -> tuple[WorkflowHandle[Any, Any], Any]:
@@ -663,7 +653,7 @@ class Orchestrator:
             if err.status == RPCStatusCode.NOT_FOUND:
                 raise not_found(f"no {what} with id {workflow_id!r}") from None
             raise
-        if description.workflow_type != workflow_type:
+        if description.workflow_type not in workflow_types:
             raise not_found(f"{workflow_id!r} is not a {what}")
         return handle, description
 
@@ -685,31 +675,6 @@ def _task_search_attributes(
             if value and name in available
         ]
     )
-
-
-async def _send_chunks(handle: WorkflowHandle[Any, Any], chunks: list[list[Any]]) -> None:
-    """Deliver a large batch's payload chunks, retrying a chunk whose update was aborted.
-
-    A chunk the batch already holds is refused by its validator: that counts as delivered.
-    """
-    first = 0
-    for index, chunk in enumerate(chunks):
-        update = wire.BatchChunk(index=index, first_index=first, payloads=chunk)
-        for attempt in range(_CHUNK_ATTEMPTS):
-            try:
-                await handle.execute_update(
-                    wire.ADD_CHUNK_UPDATE, update, rpc_timeout=_UPDATE_TIMEOUT
-                )
-                break
-            except WorkflowUpdateFailedError as err:
-                if "already received" in str(err.cause):
-                    break
-                raise
-            except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError):
-                if attempt == _CHUNK_ATTEMPTS - 1:
-                    raise
-                await asyncio.sleep(min(2**attempt, 10))
-        first += len(chunk)
 
 
 def _turn_in_backoff(description: Any) -> bool:

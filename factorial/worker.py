@@ -17,11 +17,13 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.publishing import EVENTS_TASK_QUEUE
+from activities.publishing import StreamActivities
 from activities.turn import AgentActivities
 from factorial._ids import agent_task_queue_name
-from factorial._wire import BATCH_TASK_QUEUE, TurnPolicy
+from factorial._logging import install_turn_failure_log
+from factorial._wire import BATCH_TASK_QUEUE, EVENTS_TASK_QUEUE, TurnPolicy
 from factorial.agent import BaseAgent
+from factorial.events import EventStreamConfig
 from factorial.models import ModelClients
 
 
@@ -94,23 +96,31 @@ def build_workers(
     client: Client,
     runners: Mapping[str, tuple[BaseAgent[Any], AgentWorkerConfig]],
     clients: ModelClients,
+    stream_config: EventStreamConfig | None = None,
 ) -> list[Worker]:
-    """One worker per agent task queue, plus one for the owners' event streams."""
-    from workflows import AgentTaskWorkflow, BatchWorkflow, OwnerEventsWorkflow
+    """One worker per agent task queue, one for batches and one for the owners' streams."""
+    from workflows import (
+        AgentTaskWorkflow,
+        BatchWorkflow,
+        LegacyBatchWorkflow,
+        OwnerEventsWorkflow,
+    )
 
+    install_turn_failure_log()
     agents = {name: agent for name, (agent, _) in runners.items()}
     routes = {
         name: (agent_task_queue(name, config), config.turn_policy())
         for name, (_, config) in runners.items()
     }
-    activities = AgentActivities(agents, clients, routes)
+    activities = AgentActivities(agents, clients, routes, stream_config)
+    publish = StreamActivities(stream_config or EventStreamConfig()).publish_events
     runner = workflow_runner()
     workers = [
         Worker(
             client,
             task_queue=agent_task_queue(name, config),
             workflows=[AgentTaskWorkflow],
-            activities=[activities.run_turn, activities.run_hook],
+            activities=[activities.run_turn, activities.run_hook, publish],
             max_concurrent_activities=config.max_concurrent_turns,
             max_concurrent_workflow_tasks=config.max_concurrent_tasks,
             workflow_runner=runner,
@@ -127,7 +137,8 @@ def build_workers(
         Worker(
             client,
             task_queue=BATCH_TASK_QUEUE,
-            workflows=[BatchWorkflow],
+            workflows=[BatchWorkflow, LegacyBatchWorkflow],
+            activities=[publish],
             workflow_runner=runner,
             max_concurrent_workflow_tasks=50,
         )

@@ -14,6 +14,11 @@ their histories to ``tests/histories/``:
   and its first leaf, which reports its progress to the root.
 * ``batch_cancelled.json``: a batch cancelled with ``cancel_batch`` while its tasks run slow
   turns.
+* ``owner_events_idle.json``: an owner's event stream (idle timeout 1 s) that takes one
+  task's events, then closes for lack of publishers and subscribers.
+
+``tests/histories/v0.1/`` holds histories recorded by 0.1 (tasks, ``BatchWorkflow`` batches
+and two event-stream runs); they are never re-recorded, and must keep replaying.
 
 A task's id is its file's name; a batch's id is random (``batch-<hex>``), and its first leaf's
 is ``{batch_id}-part0``. ``load_history`` takes the workflow id from the history's started
@@ -24,13 +29,15 @@ test_replay.py`` also calls ``record_all`` to record fresh histories against the
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType, PendingActivityState
-from temporalio.client import WorkflowHistory
+from temporalio.client import WorkflowExecutionStatus, WorkflowHistory
 from temporalio.service import RPCError, RPCStatusCode
 
 from factorial import (
@@ -43,8 +50,11 @@ from factorial import (
     deferred_tool,
     forking_tool,
 )
+from factorial._ids import events_workflow_id
+from factorial._streams import open_stream
 from factorial._wire import RUN_TURN_ACTIVITY, leaf_id_of
 from factorial.devserver import DevServer
+from factorial.events import EventStreamConfig
 from factorial.testing import ScriptedModel, call_tool, reply
 
 HISTORIES_DIR = Path(__file__).resolve().parent / "histories"
@@ -57,10 +67,19 @@ BATCH_LEAF = "batch_leaf"
 BATCH_ROOT = "batch_root"
 BATCH_ROOT_PART0 = "batch_root_part0"
 BATCH_CANCELLED = "batch_cancelled"
+OWNER_EVENTS = "owner_events_idle"
 TASK_SCENARIOS = (BASIC, STEER_DEFERRED, CANCELLED, FANOUT)
 BATCH_SCENARIOS = (BATCH_LEAF, BATCH_ROOT, BATCH_CANCELLED)
 # Every recorded history (one file each); the chunked batch records its root and a leaf.
-SCENARIOS = (*TASK_SCENARIOS, BATCH_LEAF, BATCH_ROOT, BATCH_ROOT_PART0, BATCH_CANCELLED)
+SCENARIOS = (
+    *TASK_SCENARIOS,
+    BATCH_LEAF,
+    BATCH_ROOT,
+    BATCH_ROOT_PART0,
+    BATCH_CANCELLED,
+    OWNER_EVENTS,
+)
+V01_DIR = HISTORIES_DIR / "v0.1"
 CANCELED_SCENARIOS = frozenset({CANCELLED, BATCH_CANCELLED})
 BATCH_CHUNK_SIZE = 2
 STEERING_MESSAGE = {"role": "user", "content": "Please also say thank you."}
@@ -142,6 +161,7 @@ def build_agents(prefix: str) -> dict[str, Agent]:
             instructions="You think slowly.",
             model=ScriptedModel([reply("never sent", delay=120)]),
         ),
+        OWNER_EVENTS: Agent(name=f"{prefix}_owner_events", model=ScriptedModel([reply("2")])),
     }
 
 
@@ -290,10 +310,29 @@ async def run_batch_cancelled(orch: Orchestrator, agent: Agent, owner: str) -> d
     return {BATCH_CANCELLED: batch.id}
 
 
+async def run_owner_events(orch: Orchestrator, agent: Agent, owner: str) -> dict[str, str]:
+    """A stream with a 1 s idle timeout takes one task's events, then closes (completes)."""
+    client = await orch.client()
+    stream_owner = f"{owner}-idle"
+    await open_stream(client, stream_owner, EventStreamConfig(idle_timeout=timedelta(seconds=1)))
+    handle = client.get_workflow_handle(events_workflow_id(stream_owner))
+    run_id = (await handle.describe()).run_id
+    task = await orch.enqueue_task(agent=agent, owner_id=stream_owner, payload={"query": "1+1?"})
+    await asyncio.wait_for(task.result(), _WAIT)
+
+    async def closed() -> bool:
+        run = client.get_workflow_handle(handle.id, run_id=run_id)
+        return (await run.describe()).status == WorkflowExecutionStatus.COMPLETED
+
+    await _poll(closed, "the idle stream to close")
+    return {OWNER_EVENTS: f"{handle.id}@{run_id}"}
+
+
 _BATCH_RUNNERS = {
     BATCH_LEAF: run_batch_leaf,
     BATCH_ROOT: run_batch_root,
     BATCH_CANCELLED: run_batch_cancelled,
+    OWNER_EVENTS: run_owner_events,
 }
 
 
@@ -319,7 +358,9 @@ async def record_all(
         workflow_ids.update(await batch_runner(orch, agents[scenario], owner))
     histories: dict[str, WorkflowHistory] = {}
     for scenario, workflow_id in workflow_ids.items():
-        history = await client.get_workflow_handle(workflow_id).fetch_history()
+        workflow_id, _, run_id = workflow_id.partition("@")
+        handle = client.get_workflow_handle(workflow_id, run_id=run_id or None)
+        history = await handle.fetch_history()
         _check_closed(scenario, history)
         histories[scenario] = history
     return histories
@@ -339,9 +380,10 @@ def load_history(path: Path) -> WorkflowHistory:
     """A recorded history, under the workflow id its started event names (else the file's stem).
 
     The id matters: a workflow sees it (``workflow.info().workflow_id``), and a batch passes
-    it to its tasks and leaves.
+    it to its tasks and leaves. Large histories are stored gzipped (``.json.gz``).
     """
-    data = json.loads(path.read_text())
+    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    data = json.loads(raw)
     started = data["events"][0].get("workflowExecutionStartedEventAttributes", {})
     return WorkflowHistory.from_json(started.get("workflowId") or path.stem, data)
 

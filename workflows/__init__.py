@@ -2,6 +2,7 @@
 
 from workflows.agent_task import AgentTaskWorkflow
 from workflows.batch import BatchWorkflow
+from workflows.legacy_batch import LegacyBatchWorkflow
 from workflows.owner_events import OwnerEventsWorkflow
 
-__all__ = ["AgentTaskWorkflow", "BatchWorkflow", "OwnerEventsWorkflow"]
+__all__ = ["AgentTaskWorkflow", "BatchWorkflow", "LegacyBatchWorkflow", "OwnerEventsWorkflow"]

@@ -4,23 +4,37 @@ Each send is a ``SignalExternalWorkflowExecution`` command carrying a
 ``temporalio.contrib.workflow_streams`` publish batch; Temporal records it once in history, so
 replaying or crashing can never send an event twice. One sender runs at a time, so events
 land in the order they were emitted; events emitted while a send is in flight go out
-together in the next one.
+together in the next one. A workflow must ``drain`` before it ends: a signal still in flight
+when its sender closes is dropped.
+
+A signal fails when the stream is not running (it closed while idle). The batch then goes
+through the ``publish_events`` activity, which restarts the stream and delivers it; the
+batch carries this run's publisher id and a sequence number, so a retried activity lands it
+once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from temporalio.contrib.workflow_streams import PublishEntry, PublishInput
-    from temporalio.contrib.workflow_streams._stream import _PUBLISH_SIGNAL
 
     from factorial._ids import events_workflow_id
+    from factorial._wire import PUBLISH_EVENTS_ACTIVITY, STREAM_PUBLISH_SIGNAL, PublishEventsInput
     from factorial.events import EVENTS_TOPIC
+
+#: Histories recorded before the fallback existed logged and dropped such a batch instead.
+FALLBACK_PATCH = "publish-events-fallback"
+_FALLBACK_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10)
+)
 
 
 class StreamEmitter:
@@ -31,6 +45,7 @@ class StreamEmitter:
         self._defaults = defaults
         self._outbox: list[dict[str, Any]] = []
         self._sender: asyncio.Task[None] | None = None
+        self._fallbacks = 0
 
     def emit(self, event_type: str, *, coalesce: bool = False, **fields: Any) -> None:
         """Queue an event. ``coalesce`` replaces a queued, unsent event of the same type."""
@@ -66,6 +81,28 @@ class StreamEmitter:
                 for event in batch
             ]
             try:
-                await stream.signal(_PUBLISH_SIGNAL, PublishInput(items=entries))
-            except Exception as err:  # the stream workflow was terminated by hand
-                workflow.logger.warning("could not publish %d events: %s", len(batch), err)
+                await stream.signal(STREAM_PUBLISH_SIGNAL, PublishInput(items=entries))
+            except Exception as err:  # the stream is not running
+                if not workflow.patched(FALLBACK_PATCH):
+                    workflow.logger.warning("could not publish %d events: %s", len(batch), err)
+                    continue
+                await self._publish_by_activity(entries)
+
+    async def _publish_by_activity(self, entries: list[PublishEntry]) -> None:
+        self._fallbacks += 1
+        info = workflow.info()
+        await workflow.execute_activity(
+            PUBLISH_EVENTS_ACTIVITY,
+            PublishEventsInput(
+                owner_id=self._owner_id,
+                batch=PublishInput(
+                    items=entries,
+                    publisher_id=f"{info.workflow_id}/{info.run_id}",
+                    sequence=self._fallbacks,
+                ),
+            ),
+            start_to_close_timeout=timedelta(seconds=30),
+            schedule_to_close_timeout=timedelta(hours=1),
+            retry_policy=_FALLBACK_RETRY,
+            summary=f"publish {len(entries)} events",
+        )

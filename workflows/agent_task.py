@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         BATCH_WORKFLOW,
         CANCEL_REMAINING_SIGNAL,
         COMPLETE_TOOL_UPDATE,
+        LEGACY_BATCH_WORKFLOW,
         RUN_HOOK_ACTIVITY,
         RUN_TURN_ACTIVITY,
         SA_STATUS,
@@ -59,11 +60,13 @@ with workflow.unsafe.imports_passed_through():
         TurnInput,
         TurnOutput,
         batch_search_attributes,
+        task_id_of,
     )
 
 _STATUS_KEY = SearchAttributeKey.for_keyword(SA_STATUS)
 _STEERING_ROLES = frozenset({"user", "system", "developer", "assistant"})
 _HOOK_TIMEOUT = timedelta(seconds=60)
+AGENT_BATCH_PATCH = "sub-agents-in-agent-batch-workflow"
 
 
 @workflow.defn(name=TASK_WORKFLOW)
@@ -188,6 +191,7 @@ class AgentTaskWorkflow:
                 batch_id=self._inp.batch_id,
                 parent_task_id=self._inp.parent_task_id,
                 report_to=self._inp.report_to,
+                index=self._inp.index,
                 resumed_results=resumed,
             ),
             result_type=TurnOutput,
@@ -267,9 +271,13 @@ class AgentTaskWorkflow:
             track_status=inp.track_status,
             payloads=request.payloads,
             collect_results=True,
+            hooks=request.hooks,
         )
+        # Tasks recorded before 0.2 started their children as a (legacy) BatchWorkflow.
+        patched = workflow.patched(AGENT_BATCH_PATCH)
+        batch_type = BATCH_WORKFLOW if patched else LEGACY_BATCH_WORKFLOW
         handle = await workflow.start_child_workflow(
-            BATCH_WORKFLOW,
+            batch_type,
             batch,
             id=request.batch_id,
             task_queue=BATCH_TASK_QUEUE,
@@ -294,9 +302,10 @@ class AgentTaskWorkflow:
         try:
             snapshot = await handle
         except ChildWorkflowError as err:
+            error = str(err.cause or err)
             return [
-                SubTaskResult(task_id=task_id, status="failed", error=str(err.cause or err))
-                for task_id in (f"{request.batch_id}-{i}" for i in range(len(request.payloads)))
+                SubTaskResult(task_id=task_id_of(request.batch_id, i), status="failed", error=error)
+                for i in range(len(request.payloads))
             ]
         return snapshot.results or []
 
@@ -361,6 +370,8 @@ class AgentTaskWorkflow:
 
     async def _run_hook(self, hook: str, error: str | None = None) -> None:
         """Run a lifecycle hook outside a turn; its failure never changes the outcome."""
+        if self._inp.hooks is not None and hook not in self._inp.hooks:
+            return  # the agent has none: no activity
         try:
             await workflow.execute_activity(
                 RUN_HOOK_ACTIVITY,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import os
+
 import pytest
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -67,8 +70,9 @@ async def test_invalid_owner_id(orchestrator: Orchestrator, agent: Agent, owner:
 async def test_payload_too_large(orchestrator: Orchestrator, agent: Agent, unique) -> None:
     orchestrator.register_runner(agent=agent)
     owner = unique("owner")
-    huge = {"ticket_id": 1, "query": "x" * (3 * 1024 * 1024)}
-    with pytest.raises(PayloadTooLargeError):
+    noise = base64.b64encode(os.urandom(3 * 1024 * 1024)).decode()  # does not compress
+    huge = {"ticket_id": 1, "query": noise}
+    with pytest.raises(PayloadTooLargeError, match="compressed"):
         await orchestrator.enqueue_task(agent=agent, owner_id=owner, payload=huge)
     await assert_nothing_created(orchestrator, owner)
 

@@ -20,6 +20,7 @@ from factorial import (
 from factorial.models import ModelRequest
 from factorial.testing import Fail, Reply, ScriptedModel, call_tool, reply
 from tests.conftest import collect_events, has_event
+from tests.ledger import EventLedger
 
 QUICK = AgentWorkerConfig(initial_backoff=0.1, max_backoff=0.2, heartbeat_timeout=5)
 
@@ -226,10 +227,10 @@ async def test_cancel_batch_mid_run(orchestrator: Orchestrator, unique) -> None:
     assert "batch_completed" not in {e["event_type"] for e in events}
     again = await orchestrator.cancel_batch(batch.id)
     assert again.metadata.status == "cancelled"
-    task_events = await collect_events(
-        orchestrator, owner, has_event("run_cancelled", 4), event_types=["run_cancelled"]
-    )
-    assert len(task_events) == 4
+    async with EventLedger(orchestrator, owner) as ledger:
+        await ledger.wait_for_tasks(batch.task_ids)
+        await ledger.settle(1.0)
+    ledger.assert_exactly_once(batch.task_ids, batch_ids=[batch.id], expected="cancelled")
 
 
 async def test_chunked_batch_larger_than_one_leaf(temporal_server, unique) -> None:
@@ -251,6 +252,9 @@ async def test_chunked_batch_larger_than_one_leaf(temporal_server, unique) -> No
         progress = [e["progress"] for e in events]
         assert progress == sorted(progress) and progress[-1] == 100.0
         assert events[-1]["completed_tasks"] == 10
+        async with EventLedger(orchestrator, owner) as ledger:
+            await ledger.wait_for_tasks(batch.task_ids)
+        ledger.assert_exactly_once(batch.task_ids, batch_ids=[batch.id], expected="completed")
         final = await orchestrator.get_batch(batch.id)
         assert final.metadata.status == "completed" and final.remaining_task_ids == []
         client = await orchestrator.client()

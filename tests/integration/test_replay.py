@@ -1,9 +1,11 @@
-"""Replay ``AgentTaskWorkflow`` and ``BatchWorkflow`` histories against the current code.
+"""Replay recorded task, batch and event-stream histories against the current code.
 
 The committed histories in ``tests/histories`` (regenerate with
 ``python -m tests.record_histories``) catch changes that would break tasks and batches already
-running in production: ``Replayer.replay_workflow`` raises on any nondeterminism. A fresh
-recording against the session server guards the current code too.
+running in production: ``Replayer.replay_workflow`` raises on any nondeterminism. Those in
+``tests/histories/v0.1`` were recorded by 0.1 and are never regenerated: workflows started by
+0.1 must still run on this code (through ``workflow.patched`` and ``LegacyBatchWorkflow``).
+A fresh recording against the session server guards the current code too.
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ from collections.abc import Callable
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
 from factorial import Orchestrator
+from factorial._converter import DATA_CONVERTER
 from factorial._wire import BATCH_WORKFLOW
 from factorial.worker import workflow_runner
 from tests.record_histories import (
@@ -26,17 +28,20 @@ from tests.record_histories import (
     BATCH_ROOT_PART0,
     HISTORIES_DIR,
     SCENARIOS,
+    V01_DIR,
     load_history,
     record_all,
 )
-from workflows import AgentTaskWorkflow, BatchWorkflow
+from workflows import AgentTaskWorkflow, BatchWorkflow, LegacyBatchWorkflow, OwnerEventsWorkflow
+
+V01_HISTORIES = sorted(p.name for p in V01_DIR.iterdir())
 
 
 def replayer() -> Replayer:
-    """A replayer configured like the task workers."""
+    """A replayer configured like the workers."""
     return Replayer(
-        workflows=[AgentTaskWorkflow, BatchWorkflow],
-        data_converter=pydantic_data_converter,
+        workflows=[AgentTaskWorkflow, BatchWorkflow, LegacyBatchWorkflow, OwnerEventsWorkflow],
+        data_converter=DATA_CONVERTER,
         workflow_runner=workflow_runner(),
     )
 
@@ -57,6 +62,21 @@ async def test_recorded_history_replays(scenario: str) -> None:
     await replay(load_history(HISTORIES_DIR / f"{scenario}.json"))
 
 
+@pytest.mark.parametrize("name", V01_HISTORIES)
+async def test_history_of_0_1_replays(name: str) -> None:
+    await replay(load_history(V01_DIR / name))
+
+
+def test_0_1_histories_cover_every_workflow() -> None:
+    types = {
+        load_history(V01_DIR / name)
+        .events[0]
+        .workflow_execution_started_event_attributes.workflow_type.name
+        for name in V01_HISTORIES
+    }
+    assert types == {"AgentTaskWorkflow", "BatchWorkflow", "OwnerEventsWorkflow"}
+
+
 async def test_replay_detects_nondeterminism() -> None:
     """The check is not vacuous: a history whose first turn was another activity fails."""
     history = load_history(HISTORIES_DIR / f"{SCENARIOS[0]}.json")
@@ -68,9 +88,9 @@ async def test_replay_detects_nondeterminism() -> None:
         await replay(history)
 
 
-@pytest.mark.parametrize("scenario", [BATCH_LEAF, BATCH_ROOT])
+@pytest.mark.parametrize("scenario", [BATCH_LEAF, BATCH_ROOT_PART0])
 async def test_batch_replay_detects_nondeterminism(scenario: str) -> None:
-    """A batch whose first child had another workflow type fails (leaf: a task; root: a leaf)."""
+    """A leaf whose first child had another workflow type fails (lone leaf, leaf of a root)."""
     history = load_history(HISTORIES_DIR / f"{scenario}.json")
     initiated = next(
         e
@@ -106,5 +126,6 @@ async def test_fresh_histories_replay(
     batch = histories[BATCH_LEAF]
     started = batch.events[0].workflow_execution_started_event_attributes
     assert started.workflow_type.name == BATCH_WORKFLOW and batch.workflow_id.startswith("batch-")
+    assert histories[BATCH_ROOT].workflow_id == histories[BATCH_ROOT_PART0].workflow_id[:-6]
     for history in histories.values():
         await replay(history)

@@ -21,7 +21,7 @@ from factorial import (
 )
 from factorial.models import ModelRequest
 from factorial.testing import Fail, Reply, ScriptedModel, call_tool, reply
-from tests.conftest import collect_events, has_event
+from tests.ledger import EventLedger
 
 QUICK = AgentWorkerConfig(initial_backoff=0.1, max_backoff=0.2, heartbeat_timeout=5)
 
@@ -102,10 +102,12 @@ async def test_seed_forking_sample(research: tuple[Orchestrator, Agent], unique)
         child_data = await orchestrator.get_task_data(child)
         assert child_data is not None
         assert child_data["parent_task_id"] == task.id and child_data["batch_id"] == batch_id
-    events = await collect_events(
-        orchestrator, owner, has_event("batch_completed"), event_types=["batch_completed"]
-    )
-    assert events[0]["batch_id"] == batch_id and events[0]["parent_task_id"] == task.id
+    async with EventLedger(orchestrator, owner) as ledger:
+        await ledger.wait_for_tasks([task.id, *children])
+        await ledger.settle(1.0)
+    ledger.assert_exactly_once([task.id, *children], batch_ids=[batch_id], expected="completed")
+    [ended] = ledger.of_type("batch_completed")
+    assert ended["batch_id"] == batch_id and ended["parent_task_id"] == task.id
 
 
 async def test_failed_and_cancelled_children_are_reported_as_errors(
@@ -231,7 +233,9 @@ async def test_cancelling_the_parent_cancels_three_levels(
     for agent in (top, middle, leaf):
         orchestrator.register_runner(agent=agent, agent_worker_config=QUICK)
     await orchestrator.start_workers()
-    task = await orchestrator.enqueue_task(agent=top, owner_id=unique("o"), payload={})
+    owner = unique("o")
+    ledger = await EventLedger(orchestrator, owner).__aenter__()
+    task = await orchestrator.enqueue_task(agent=top, owner_id=owner, payload={})
     level2 = [f"{task.id}-t0-call00-0-{i}" for i in range(2)]
     level3 = [f"{parent}-t0-call00-0-{i}" for parent in level2 for i in range(2)]
 
@@ -262,6 +266,14 @@ async def test_cancelling_the_parent_cancels_three_levels(
     for workflow_id in descendants:
         description = await client.get_workflow_handle(workflow_id).describe()
         assert description.status == WorkflowExecutionStatus.CANCELED, workflow_id
+    tasks = [task.id, *level2, *level3]
+    try:
+        await ledger.wait_for_tasks(tasks)
+        await ledger.settle()
+    finally:
+        await ledger.stop()
+    batches = [f"{task.id}-t0-call00-0"] + [f"{parent}-t0-call00-0" for parent in level2]
+    ledger.assert_exactly_once(tasks, batch_ids=batches, expected="cancelled")
 
 
 async def test_spawn_child_task_and_structured_child_outputs(

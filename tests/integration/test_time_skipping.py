@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from factorial import (
@@ -22,6 +21,7 @@ from factorial import (
     deferred_tool,
     forking_tool,
 )
+from factorial._converter import DATA_CONVERTER
 from factorial.models import ModelRequest
 from factorial.testing import Reply, ScriptedModel, call_tool, reply
 
@@ -36,8 +36,10 @@ def _test_server_binary() -> str:
     return found
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A fresh server per test: a workflow of an earlier test whose workflow task is bound to
+    that test's stopped worker (sticky) would lock the virtual clock."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=_test_server_binary()
     )
@@ -52,7 +54,7 @@ async def skipping_orchestrator(
     time_skipping_env: WorkflowEnvironment,
 ) -> AsyncIterator[Orchestrator]:
     config = time_skipping_env.client.config()
-    config["data_converter"] = pydantic_data_converter
+    config["data_converter"] = DATA_CONVERTER
     orch = Orchestrator(client=Client(**config))
     try:
         yield orch

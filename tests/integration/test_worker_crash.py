@@ -3,28 +3,26 @@
 Worker process A (``crash_worker_app``) runs turn 0 (a tool call) and starts turn 1, whose
 model call takes a few seconds; the test SIGKILLs A during it. The turn's heartbeat times
 out, Temporal retries it on worker process B, and the task completes. Subscribers must see
-every lifecycle event exactly once: one ``run_started``, one ``agent_output``, one
-``run_completed``.
+every lifecycle event exactly once (``tests.ledger``): one ``run_started``, one
+``agent_output``, one ``run_completed``, and no gap in the stream's offsets.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from temporalio.api.enums.v1 import EventType, PendingActivityState, TimeoutType
 
 from factorial import AgentContext, Orchestrator
 from factorial._wire import RUN_TURN_ACTIVITY
 from factorial.devserver import DevServer
-from tests.conftest import has_event
 from tests.integration.crash_worker_app import FINAL_ANSWER, WORKER_CONFIG, build_agent
+from tests.ledger import EventLedger
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -82,42 +80,6 @@ async def wait_for_turn_started(
         await asyncio.sleep(0.05)
 
 
-async def collect_settled(
-    orch: Orchestrator,
-    owner_id: str,
-    until: Callable[[list[dict[str, Any]]], bool],
-    *,
-    settle: float = 2.0,
-    timeout: float = 30.0,
-) -> list[dict[str, Any]]:
-    """Events of ``owner_id`` until ``until(events)``, plus whatever arrives ``settle`` s later."""
-    events: list[dict[str, Any]] = []
-    reached = asyncio.Event()
-
-    async def read() -> None:
-        async for event in orch.subscribe_to_updates(owner_id):
-            events.append(event)
-            if until(events):
-                reached.set()
-
-    reader = asyncio.create_task(read())
-    waiter = asyncio.create_task(reached.wait())
-    try:
-        done, _ = await asyncio.wait(
-            {reader, waiter}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-        )
-        if reader in done:
-            reader.result()  # re-raises a subscription error
-        assert waiter in done, f"condition not reached within {timeout}s; got {events}"
-        await asyncio.sleep(settle)
-    finally:
-        for task in (reader, waiter):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-    return events
-
-
 async def test_worker_killed_mid_turn_finishes_once(
     temporal_server: DevServer, unique: Callable[[str], str], tmp_path: Path
 ) -> None:
@@ -164,12 +126,16 @@ async def test_worker_killed_mid_turn_finishes_once(
         timeout_info = retried[0].last_failure.timeout_failure_info
         assert timeout_info.timeout_type == TimeoutType.TIMEOUT_TYPE_HEARTBEAT
 
-        events = await collect_settled(orch, owner, has_event("run_completed"))
+        async with EventLedger(orch, owner) as ledger:
+            await ledger.wait_for_tasks([task.id])
+            await ledger.settle()
     finally:
         for process in processes:
             stop_process(process, kill=False)
         await orch.close()
 
+    ledger.assert_exactly_once([task.id], expected="completed")
+    events = ledger.events
     assert all(e["task_id"] == task.id for e in events)
     types = [e["event_type"] for e in events]
     assert types.count("run_started") == 1, types

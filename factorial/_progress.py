@@ -1,0 +1,91 @@
+"""Batch progress, counted in one place: by leaves, roots, the Orchestrator and sub-agents.
+
+The rule (from the seed): with ``max_turns`` set, a batch's maximum is ``max_turns * tasks``;
+each finished turn adds one and a task that ends adds the turns it had left. Without it, each
+task that ends adds one. Completed, failed and cancelled all count; so does a task a cancelled
+batch never started.
+
+Pure code: workflows import it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from factorial._wire import BatchCounts
+
+OUTCOMES = ("completed", "failed", "cancelled")
+
+
+def max_units(max_turns: int | None, tasks: int) -> int:
+    """The batch's maximum progress: ``max_turns * tasks``, or ``tasks``."""
+    return (max_turns or 1) * tasks
+
+
+def percent(done_units: int, maximum: int) -> float:
+    """Progress 0-100, rounded to two decimals."""
+    return round(100.0 * done_units / max(1, maximum), 2)
+
+
+def combine(parts: Iterable[BatchCounts]) -> BatchCounts:
+    """The counts of a batch from those of its leaves."""
+    total = BatchCounts()
+    for counts in parts:
+        total.done_units += counts.done_units
+        total.completed += counts.completed
+        total.failed += counts.failed
+        total.cancelled += counts.cancelled
+        total.terminal_indices.extend(counts.terminal_indices)
+    total.terminal_indices.sort()
+    return total
+
+
+class Tally:
+    """Finished turns and outcomes of one leaf's tasks, by batch index."""
+
+    def __init__(self, max_turns: int | None) -> None:
+        self.max_turns = max_turns
+        self.turns: dict[int, int] = {}
+        self.outcomes: dict[int, str] = {}
+
+    def turned(self, index: int, turns: int) -> bool:
+        """Record that task ``index`` finished ``turns`` turns; True if that moved progress."""
+        if index in self.outcomes or turns <= self.turns.get(index, 0):
+            return False
+        self.turns[index] = turns
+        return self.max_turns is not None
+
+    def ended(self, index: int, outcome: str) -> None:
+        """Record how task ``index`` ended (``completed``, ``failed`` or ``cancelled``)."""
+        self.outcomes[index] = outcome
+
+    def counts(self) -> BatchCounts:
+        """The counters so far."""
+        if self.max_turns:
+            cap = self.max_turns
+            done = len(self.outcomes) * cap + sum(
+                min(turns, cap) for i, turns in self.turns.items() if i not in self.outcomes
+            )
+        else:
+            done = len(self.outcomes)
+        outcomes = list(self.outcomes.values())
+        return BatchCounts(
+            done_units=done,
+            completed=outcomes.count("completed"),
+            failed=outcomes.count("failed"),
+            cancelled=outcomes.count("cancelled"),
+            terminal_indices=sorted(self.outcomes),
+        )
+
+
+def lost(counts: BatchCounts, indices: range, max_turns: int | None) -> BatchCounts:
+    """``counts`` of a leaf that can no longer report, its unreported tasks counted cancelled."""
+    known = set(counts.terminal_indices)
+    missing = [i for i in indices if i not in known]
+    return BatchCounts(
+        done_units=max_units(max_turns, len(indices)),
+        completed=counts.completed,
+        failed=counts.failed,
+        cancelled=counts.cancelled + len(missing),
+        terminal_indices=list(indices),
+    )

@@ -1,0 +1,195 @@
+"""A leaf's job in a batch: run its tasks as child workflows, a window at a time.
+
+At most ``max_running`` tasks run at once (a sliding window, as in samples-python's
+``batch_sliding_window``): one starts when one ends, so a batch of 10,000 never has 10,000
+task workflows churning a worker's cache. Each task's end is announced here, from the child's
+result: ``agent_output`` and ``run_completed``, ``run_failed`` or ``run_cancelled``, once.
+
+Stopping (the batch is cancelled, or a forking tool's deadline passed): no task starts any
+more, and each running one is asked to cancel; a task whose start is still in flight is
+cancelled as soon as it has started, so none slips through. The leaf then waits until every
+task it started has ended, and counts the ones it never started as cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import (
+    ChildWorkflowError,
+    WorkflowAlreadyStartedError,
+    is_cancelled_exception,
+)
+
+from workflows._emitter import StreamEmitter
+
+with workflow.unsafe.imports_passed_through():
+    from factorial import _wire as wire
+    from factorial import events as ev
+    from factorial._progress import Tally
+
+
+class Leaf:
+    """Runs one leaf's tasks and keeps their tally."""
+
+    def __init__(
+        self, inp: wire.BatchInput, events: StreamEmitter, changed: Callable[[], None]
+    ) -> None:
+        assert inp.payloads is not None
+        self._inp = inp
+        self._payloads = inp.payloads
+        self._events = events
+        self._changed = changed
+        self.tally = Tally(inp.max_turns)
+        self.results: dict[int, wire.SubTaskResult] = {}
+        self._handles: dict[int, workflow.ChildWorkflowHandle[Any, wire.TaskSnapshot]] = {}
+        self._running = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._started: set[int] = set()
+        self._stop_reason: str | None = None
+
+    @property
+    def indices(self) -> range:
+        """The batch indices of this leaf's tasks."""
+        return range(self._inp.first_index, self._inp.first_index + len(self._payloads))
+
+    async def run(self) -> None:
+        """Run every task (a window at a time) until each has ended."""
+        window = self._inp.max_running or len(self._payloads)
+
+        def admit() -> bool:
+            return self._running < window or self._stopped
+
+        for index, payload in zip(self.indices, self._payloads, strict=True):
+            if not admit():
+                await workflow.wait_condition(admit)
+            if self._stopped:
+                break
+            self._running += 1
+            self._started.add(index)
+            task = asyncio.create_task(self._run_task(index, payload))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        await self.wait()
+
+    def stop(self, reason: str) -> None:
+        """Start no more tasks and cancel the running ones (see the module docstring)."""
+        if self._stopped:
+            return
+        self._stop_reason = reason
+        for handle in self._handles.values():
+            handle.cancel()
+
+    async def wait(self) -> None:
+        """Wait until every task started has ended; count those never started as cancelled."""
+        await workflow.wait_condition(lambda: self._running == 0)
+        if self._stopped:
+            for index in self.indices:
+                if index not in self._started and index not in self.tally.outcomes:
+                    self._end(
+                        wire.SubTaskResult(
+                            task_id=wire.task_id_of(self._inp.batch_id, index),
+                            status="cancelled",
+                            error=f"cancelled before it started: {self._stop_reason}",
+                        ),
+                        index,
+                        announce=False,
+                    )
+
+    @property
+    def _stopped(self) -> bool:
+        return self._stop_reason is not None
+
+    def turned(self, report: wire.TaskTurnReport) -> None:
+        """A task's turn activity finished a turn (repeats and reordering are harmless)."""
+        index = report.index if report.index is not None else wire.task_index_of(report.task_id)
+        if self.tally.turned(index, report.turns):
+            self._changed()
+
+    async def _run_task(self, index: int, payload: dict[str, Any]) -> None:
+        task_id = wire.task_id_of(self._inp.batch_id, index)
+        try:
+            result = await self._execute(index, task_id, payload)
+        except ChildWorkflowError as err:
+            status = "cancelled" if is_cancelled_exception(err) else "failed"
+            result = wire.SubTaskResult(task_id=task_id, status=status, error=_error_text(err))
+        except WorkflowAlreadyStartedError:
+            result = wire.SubTaskResult(
+                task_id=task_id, status="failed", error=f"a task with id {task_id} already exists"
+            )
+        except asyncio.CancelledError:
+            result = wire.SubTaskResult(task_id=task_id, status="cancelled", error="cancelled")
+        finally:
+            self._handles.pop(index, None)
+            self._running -= 1
+        self._end(result, index, announce=True)
+
+    async def _execute(
+        self, index: int, task_id: str, payload: dict[str, Any]
+    ) -> wire.SubTaskResult:
+        inp = self._inp
+        handle = await workflow.start_child_workflow(
+            wire.TASK_WORKFLOW,
+            wire.TaskInput(
+                task_id=task_id,
+                owner_id=inp.owner_id,
+                agent_name=inp.agent_name,
+                payload=payload,
+                policy=inp.policy,
+                created_at=inp.created_at,
+                batch_id=inp.batch_id,
+                parent_task_id=inp.parent_task_id,
+                track_status=inp.track_status,
+                report_to=workflow.info().workflow_id,
+                terminal_events_by_batch=True,
+                index=index,
+                hooks=inp.hooks,
+            ),
+            id=task_id,
+            task_queue=inp.task_queue,
+            search_attributes=wire.batch_search_attributes(inp, "active"),
+            parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            static_summary=f"{inp.agent_name} task {index} of batch {inp.batch_id}",
+            result_type=wire.TaskSnapshot,
+        )
+        self._handles[index] = handle
+        if self._stopped:  # stopped while this task was starting
+            handle.cancel()
+        snapshot = await handle
+        return wire.SubTaskResult(
+            task_id=task_id, status="completed", output=snapshot.output, turn=snapshot.turn
+        )
+
+    def _end(self, result: wire.SubTaskResult, index: int, *, announce: bool) -> None:
+        self.tally.ended(index, result.status)
+        if self._inp.collect_results:
+            self.results[index] = result
+        if announce:
+            self._announce(result)
+        self._changed()
+
+    def _announce(self, result: wire.SubTaskResult) -> None:
+        """A task's terminal events, in order before the progress they make."""
+        task = {"task_id": result.task_id, "agent_name": self._inp.agent_name}
+        if result.status == "completed":
+            self._events.emit(ev.AGENT_OUTPUT, **task, turn=result.turn, data=result.output)
+            self._events.emit(ev.RUN_COMPLETED, **task, turn=result.turn)
+        elif result.status == "cancelled":
+            self._events.emit(ev.RUN_CANCELLED, **task)
+        else:
+            self._events.emit(ev.RUN_FAILED, **task, error=result.error)
+
+
+def _error_text(err: ChildWorkflowError) -> str:
+    """A task's failure as one line: the cause's message, or ``cancelled``."""
+    if is_cancelled_exception(err):
+        return "cancelled"
+    cause = err.cause
+    while cause is not None and cause.cause is not None and not cause.message:
+        cause = cause.cause
+    return cause.message if cause is not None and cause.message else str(err)

@@ -1,0 +1,85 @@
+"""A root's job in a batch of several leaves: count their reports, and cancel them.
+
+The client starts the leaves (each with its payloads, so no payload passes through the
+root's history) and then the root. Leaves report their counters by signal now and then, and
+once more, marked final, when they end; the batch is over when every leaf has reported final.
+Cancelling the root asks every leaf still running to cancel and waits for their final
+reports; a leaf silent for ``LEAF_TIMEOUT`` after that is counted as cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from factorial import _wire as wire
+    from factorial._progress import combine, lost
+
+LEAF_TIMEOUT = timedelta(minutes=10)
+
+
+class Root:
+    """Tracks the leaves of one batch."""
+
+    def __init__(self, inp: wire.BatchInput, changed: Callable[[], None]) -> None:
+        self._inp = inp
+        self._changed = changed
+        self._counts: dict[int, wire.BatchCounts] = {}
+        self._finished: set[int] = set()
+
+    def report(self, report: wire.LeafReport) -> None:
+        """A leaf's latest counters (a late or repeated report is harmless)."""
+        if report.chunk in self._finished:
+            return
+        current = self._counts.get(report.chunk)
+        if report.final or current is None or report.counts.done_units >= current.done_units:
+            self._counts[report.chunk] = report.counts
+            if report.final:
+                self._finished.add(report.chunk)
+            self._changed()
+
+    def counts(self) -> wire.BatchCounts:
+        """The batch's counters: the sum of its leaves'."""
+        return combine(self._counts.values())
+
+    async def run(self) -> None:
+        """Wait until every leaf has ended."""
+        await workflow.wait_condition(self._all_finished)
+
+    async def cancel(self) -> None:
+        """Cancel every leaf still running and wait until each has ended (or gone silent)."""
+        running = [k for k in range(len(self._inp.leaf_sizes)) if k not in self._finished]
+        await asyncio.gather(*(self._cancel_leaf(k) for k in running))
+        try:
+            await workflow.wait_condition(self._all_finished, timeout=LEAF_TIMEOUT)
+        except TimeoutError:
+            for chunk in running:
+                if chunk not in self._finished:
+                    workflow.logger.warning(
+                        "leaf %d of %s never reported", chunk, self._inp.batch_id
+                    )
+                    self._counts[chunk] = lost(
+                        self._counts.get(chunk, wire.BatchCounts()),
+                        self._leaf_indices(chunk),
+                        self._inp.max_turns,
+                    )
+                    self._finished.add(chunk)
+            self._changed()
+
+    def _all_finished(self) -> bool:
+        return len(self._finished) == len(self._inp.leaf_sizes)
+
+    def _leaf_indices(self, chunk: int) -> range:
+        first = sum(self._inp.leaf_sizes[:chunk])
+        return range(first, first + self._inp.leaf_sizes[chunk])
+
+    async def _cancel_leaf(self, chunk: int) -> None:
+        leaf = workflow.get_external_workflow_handle(wire.leaf_id_of(self._inp.batch_id, chunk))
+        try:
+            await leaf.cancel()
+        except Exception as err:  # noqa: BLE001 - it has ended already; its final report says how
+            workflow.logger.info("leaf %d of %s: %s", chunk, self._inp.batch_id, err)
