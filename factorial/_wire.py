@@ -249,6 +249,8 @@ class BatchInput(BaseModel):
     report_to: str | None = None
     # Leaf: how many of its tasks run at once (0: all; batches from 0.1).
     max_running: int = 0
+    # Leaf: how many of its task starts are in flight at once (0: the leaf's default).
+    max_starting: int = 0
     # Leaf of a root: seconds between its progress reports.
     report_every: float = 1.0
     # Leaf: the lifecycle hooks the agent defines (None: unknown, run the hook activity).

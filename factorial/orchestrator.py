@@ -7,6 +7,7 @@ the agents registered on it, and reads the owners' event streams.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -37,7 +38,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from factorial import _wire as wire
-from factorial._batches import batch_from, new_batch_record, start_batch
+from factorial._batches import batch_from, cancel_running, new_batch_record, start_batch
 from factorial._connection import register_search_attributes, tls_config
 from factorial._converter import DATA_CONVERTER
 from factorial._ids import new_batch_id, validate_id
@@ -74,6 +75,8 @@ _QUERY_TIMEOUT = timedelta(seconds=10)
 _UPDATE_TIMEOUT = timedelta(seconds=30)
 #: Seconds between looks at a batch task that waits for a free slot.
 _QUEUED_POLL = 1.0
+#: Seconds between sweeps of a batch being cancelled (visibility lags about a second).
+_SWEEP_INTERVAL = 1.5
 
 _CLOSED_STATUS = {
     WorkflowExecutionStatus.COMPLETED: TaskStatus.COMPLETED,
@@ -551,11 +554,26 @@ class Orchestrator:
             except RPCError as err:
                 if err.status != RPCStatusCode.NOT_FOUND:
                     raise
-            try:
-                await handle.result()
-            except WorkflowFailureError:
-                pass  # cancelled, as asked
+            await self._sweep_until_ended(handle, batch_id)
         return await self.get_batch(batch_id)
+
+    async def _sweep_until_ended(self, handle: WorkflowHandle[Any, Any], batch_id: str) -> None:
+        """Cancel the batch's running workflows directly until its root has ended.
+
+        The batch's own cancellation reaches every task; these direct cancels only make it
+        fast (``factorial._batches.cancel_running``). Each sweep asks the tasks that visibility
+        shows running and were not asked yet.
+        """
+        client, asked = await self.client(), set[str]()
+        ended = asyncio.ensure_future(handle.result())
+        try:
+            while not ended.done():
+                await cancel_running(client, batch_id, asked)
+                await asyncio.wait([ended], timeout=_SWEEP_INTERVAL)
+            with contextlib.suppress(WorkflowFailureError):  # cancelled, as asked
+                ended.result()
+        finally:
+            ended.cancel()
 
     async def _describe_batch(self, batch_id: str) -> tuple[WorkflowHandle[Any, Any], Any]:
         return await self._describe(

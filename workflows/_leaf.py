@@ -2,8 +2,13 @@
 
 At most ``max_running`` tasks run at once (a sliding window, as in samples-python's
 ``batch_sliding_window``): one starts when one ends, so a batch of 10,000 never has 10,000
-task workflows churning a worker's cache. Each task's end is announced here, from the child's
-result: ``agent_output`` and ``run_completed``, ``run_failed`` or ``run_cancelled``, once.
+task workflows churning a worker's cache. At most ``max_starting`` starts are in flight
+(``DEFAULT_MAX_STARTING`` if unset): the server starts a parent's children one by one, tens a
+second, and a start cannot be withdrawn once sent, so a long queue of them would keep tasks
+starting for many seconds after a cancel (500 in flight took 27 s to drain).
+
+Each task's end is announced here, from the child's result: ``agent_output`` and
+``run_completed``, ``run_failed`` or ``run_cancelled``, once.
 
 Stopping (the batch is cancelled, or a forking tool's deadline passed): no task starts any
 more, and each running one is asked to cancel; a task whose start is still in flight is
@@ -33,6 +38,10 @@ with workflow.unsafe.imports_passed_through():
     from factorial._progress import Tally
 
 
+#: Task starts in flight at once, for a leaf not told otherwise (sub-agent batches).
+DEFAULT_MAX_STARTING = 20
+
+
 class Leaf:
     """Runs one leaf's tasks and keeps their tally."""
 
@@ -48,6 +57,7 @@ class Leaf:
         self.results: dict[int, wire.SubTaskResult] = {}
         self._handles: dict[int, workflow.ChildWorkflowHandle[Any, wire.TaskSnapshot]] = {}
         self._running = 0
+        self._starting = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._started: set[int] = set()
         self._stop_reason: str | None = None
@@ -60,9 +70,10 @@ class Leaf:
     async def run(self) -> None:
         """Run every task (a window at a time) until each has ended."""
         window = self._inp.max_running or len(self._payloads)
+        starts = self._inp.max_starting or DEFAULT_MAX_STARTING
 
         def admit() -> bool:
-            return self._running < window or self._stopped
+            return (self._running < window and self._starting < starts) or self._stopped
 
         for index, payload in zip(self.indices, self._payloads, strict=True):
             if not admit():
@@ -70,6 +81,7 @@ class Leaf:
             if self._stopped:
                 break
             self._running += 1
+            self._starting += 1  # until its start is confirmed (in ``_execute``)
             self._started.add(index)
             task = asyncio.create_task(self._run_task(index, payload))
             self._tasks.add(task)
@@ -131,8 +143,23 @@ class Leaf:
     async def _execute(
         self, index: int, task_id: str, payload: dict[str, Any]
     ) -> wire.SubTaskResult:
+        try:
+            handle = await self._start(index, task_id, payload)
+        finally:
+            self._starting -= 1
+        self._handles[index] = handle
+        if self._stopped:  # stopped while this task was starting
+            handle.cancel()
+        snapshot = await handle
+        return wire.SubTaskResult(
+            task_id=task_id, status="completed", output=snapshot.output, turn=snapshot.turn
+        )
+
+    async def _start(
+        self, index: int, task_id: str, payload: dict[str, Any]
+    ) -> workflow.ChildWorkflowHandle[Any, wire.TaskSnapshot]:
         inp = self._inp
-        handle = await workflow.start_child_workflow(
+        return await workflow.start_child_workflow(
             wire.TASK_WORKFLOW,
             wire.TaskInput(
                 task_id=task_id,
@@ -156,13 +183,6 @@ class Leaf:
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             static_summary=f"{inp.agent_name} task {index} of batch {inp.batch_id}",
             result_type=wire.TaskSnapshot,
-        )
-        self._handles[index] = handle
-        if self._stopped:  # stopped while this task was starting
-            handle.cancel()
-        snapshot = await handle
-        return wire.SubTaskResult(
-            task_id=task_id, status="completed", output=snapshot.output, turn=snapshot.turn
         )
 
     def _end(self, result: wire.SubTaskResult, index: int, *, announce: bool) -> None:

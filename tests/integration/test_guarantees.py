@@ -97,3 +97,33 @@ async def test_cancel_batch_means_stopped(temporal_server, unique) -> None:
         assert not late_turns, f"{len(late_turns)} turns began after cancel_batch returned"
     finally:
         await orchestrator.close()
+
+
+async def test_a_leaf_keeps_at_most_its_bound_of_starts_in_flight(temporal_server, unique) -> None:
+    """A start cannot be withdrawn once sent, so a leaf sends only a few at a time."""
+    from factorial._batches import MAX_STARTING
+
+    orchestrator = Orchestrator(temporal_address=temporal_server.address)
+    agent = Agent(name=unique("starts"), model=ScriptedModel([reply("done")]))
+    orchestrator.register_runner(agent=agent, agent_worker_config=QUICK)
+    try:
+        await orchestrator.start_workers()
+        batch = await orchestrator.enqueue_batch(
+            agent=agent, owner_id=unique("owner"), payloads=[{}] * (3 * MAX_STARTING)
+        )
+        client = await orchestrator.client()
+        await client.get_workflow_handle(batch.id).result()
+        in_flight = most = 0
+        async for event in client.get_workflow_handle(batch.id).fetch_history_events():
+            kind = event.WhichOneof("attributes")
+            if kind == "start_child_workflow_execution_initiated_event_attributes":
+                in_flight += 1
+            elif kind in (
+                "child_workflow_execution_started_event_attributes",
+                "start_child_workflow_execution_failed_event_attributes",
+            ):
+                in_flight -= 1
+            most = max(most, in_flight)
+        assert most == MAX_STARTING
+    finally:
+        await orchestrator.close()
