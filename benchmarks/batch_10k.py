@@ -355,9 +355,8 @@ async def run_factorial(
     from temporalio.client import WorkflowExecutionStatus
     from temporalio.service import RPCError
 
-    from activities.publishing import EVENTS_TASK_QUEUE
     from factorial import Orchestrator
-    from factorial._wire import TASK_WORKFLOW, BatchSnapshot
+    from factorial._wire import EVENTS_TASK_QUEUE, TASK_WORKFLOW, BatchSnapshot
     from factorial.worker import agent_task_queue
 
     print(f"Factorial: {args.tasks} tasks x {args.max_turns} turns", flush=True)
@@ -380,17 +379,9 @@ async def run_factorial(
         log_start = log_size(server.log_file)
         server_cpu = proc_cpu_seconds(server_pid(server))
         started = time.monotonic()
-        enqueue_error = None
-        try:
-            batch_id = (
-                await orchestrator.enqueue_batch(agent=agent, owner_id=owner, payloads=payloads)
-            ).id
-        except RPCError as err:
-            # enqueue_batch gave up sending the payload chunks (the root was too busy to take
-            # them in time); the batch is running but incomplete. Finish sending the chunks.
-            enqueue_error = f"{time.monotonic() - started:.0f}s: {err}"
-            print(f"  enqueue_batch failed ({enqueue_error}); sending the rest", flush=True)
-            batch_id = await finish_enqueue(client, agent, owner, payloads, args.chunk_size)
+        batch_id = (
+            await orchestrator.enqueue_batch(agent=agent, owner_id=owner, payloads=payloads)
+        ).id
         enqueued = time.monotonic() - started
         print(f"  enqueued batch {batch_id} in {enqueued:.1f}s", flush=True)
         progress = Progress("factorial", args.stall_timeout)
@@ -443,7 +434,6 @@ async def run_factorial(
             worker,
             server_cpu,
             enqueue_seconds=round(enqueued, 2),
-            enqueue_batch_error=enqueue_error,
             batch_status=snapshot.status,
             get_batch_errors=len(query_errors),
             get_batch_first_errors=query_errors[:5],
@@ -458,51 +448,6 @@ async def run_factorial(
     finally:
         stop_process(process)
         await orchestrator.close()
-
-
-async def finish_enqueue(
-    client: Any, agent: Any, owner: str, payloads: list[dict[str, Any]], chunk_size: int
-) -> str:
-    """Send every payload chunk of the owner's one batch again, retrying until each is in.
-
-    Used only when ``enqueue_batch`` raised while sending chunks (reported as a framework
-    issue): the chunks are rebuilt exactly as ``enqueue_batch`` builds them, and a chunk the
-    root already has is refused by its validator, which counts as done.
-    """
-    from temporalio.client import WorkflowUpdateFailedError
-    from temporalio.service import RPCError
-
-    from factorial import _wire as wire
-    from factorial._payloads import chunk_payloads
-
-    roots = [
-        execution.id
-        async for execution in client.list_workflows(
-            f"WorkflowType='{wire.BATCH_WORKFLOW}' AND {wire.SA_OWNER}='{owner}'"
-        )
-        if "-part" not in execution.id
-    ]
-    if len(roots) != 1:
-        raise RuntimeError(f"expected one root batch of {owner}, found {roots}")
-    handle = client.get_workflow_handle(roots[0])
-    contexts = [agent.validate_payload(p).model_dump(mode="json") for p in payloads]
-    first = 0
-    for index, chunk in enumerate(chunk_payloads(client, contexts, chunk_size)):
-        for attempt in range(30):
-            try:
-                await handle.execute_update(
-                    wire.ADD_CHUNK_UPDATE,
-                    wire.BatchChunk(index=index, first_index=first, payloads=chunk),
-                )
-                break
-            except WorkflowUpdateFailedError:
-                break  # already received
-            except RPCError:
-                if attempt == 29:
-                    raise
-                await asyncio.sleep(2.0)
-        first += len(chunk)
-    return roots[0]
 
 
 async def run_raw(args: argparse.Namespace, server: Any, workdir: Path, tag: str) -> dict[str, Any]:
