@@ -54,6 +54,8 @@ _QUERY_TIMEOUT = timedelta(seconds=10)
 #: How long a long-poll may take to be accepted before the stream counts as busy.
 _ACCEPT_TIMEOUT = timedelta(seconds=5)
 _MAX_BACKOFF = 5.0
+#: Seconds between checks that the server is up while a long-poll waits.
+_ALIVE_CHECK = 10.0
 
 
 async def open_stream(
@@ -179,7 +181,7 @@ class StreamReader:
                     rpc_timeout=_ACCEPT_TIMEOUT,
                 )
                 started = None  # accepted: it may wait for events as long as it likes
-                result = await update.result()
+                result = await self._await_result(update)
             except WorkflowUpdateFailedError as err:
                 kind = getattr(err.cause, "type", None)
                 if kind == STREAM_BUSY:
@@ -207,6 +209,31 @@ class StreamReader:
                 continue
             self._failing_since = None
             return result
+
+    async def _await_result(self, update: Any) -> PollResult:
+        """An accepted long-poll's answer; checking the server is up every so often.
+
+        The client retries a waiting call through an outage, so without the checks a
+        subscriber would never notice one and never give up after ``reconnect_timeout``.
+        """
+        every = max(1.0, min(_ALIVE_CHECK, self._reconnect_timeout / 2))
+        waiting = asyncio.ensure_future(update.result())
+        try:
+            while True:
+                done, _ = await asyncio.wait([waiting], timeout=every)
+                if done:
+                    return waiting.result()
+                started = time.monotonic()
+                try:
+                    await self._handle.describe(rpc_timeout=_ACCEPT_TIMEOUT)
+                except RPCError as err:
+                    waiting.cancel()
+                    await self._failed(err, started)  # raises once it has lasted too long
+                    waiting = asyncio.ensure_future(update.result())
+                else:
+                    self._failing_since = None
+        finally:
+            waiting.cancel()
 
     async def wait_for_stream(self) -> None:
         """Return once the stream runs: restart it if it closed, wait if it never existed.
