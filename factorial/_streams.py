@@ -217,7 +217,7 @@ class StreamReader:
         subscriber would never notice one and never give up after ``reconnect_timeout``.
         """
         every = max(1.0, min(_ALIVE_CHECK, self._reconnect_timeout / 2))
-        waiting = asyncio.ensure_future(update.result())
+        waiting = self._result_of(update)
         try:
             while True:
                 done, _ = await asyncio.wait([waiting], timeout=every)
@@ -229,11 +229,18 @@ class StreamReader:
                 except RPCError as err:
                     waiting.cancel()
                     await self._failed(err, started)  # raises once it has lasted too long
-                    waiting = asyncio.ensure_future(update.result())
+                    waiting = self._result_of(update)
                 else:
                     self._failing_since = None
         finally:
             waiting.cancel()
+
+    @staticmethod
+    def _result_of(update: Any) -> asyncio.Future[PollResult]:
+        """``update.result()`` as a future whose failure is never left unretrieved."""
+        waiting = asyncio.ensure_future(update.result())
+        waiting.add_done_callback(lambda f: f.cancelled() or f.exception())
+        return waiting
 
     async def wait_for_stream(self) -> None:
         """Return once the stream runs: restart it if it closed, wait if it never existed.
