@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -44,6 +44,20 @@ _MAX_STREAMS = 1_000
 FLUSH_RETRY = timedelta(minutes=2)
 
 
+async def _send_to_stream(
+    client: Client, owner_id: str, config: EventStreamConfig, send: Callable[[], Awaitable[None]]
+) -> None:
+    """Run ``send``; if the owner's stream is not running (closed while idle), restart it and
+    run ``send`` again."""
+    try:
+        await send()
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+        await open_stream(client, owner_id, config)
+        await send()
+
+
 class EventStreams:
     """One shared stream client per owner in this process (least recently used evicted)."""
 
@@ -65,15 +79,7 @@ class EventStreams:
 
     async def flush(self, owner_id: str) -> None:
         """Send everything buffered for the owner and wait for the server to confirm it."""
-        stream = self._stream(owner_id)
-        try:
-            await stream.flush()
-        except RPCError as err:
-            if err.status != RPCStatusCode.NOT_FOUND:
-                raise
-            # The stream is not running (closed while idle): restart it and send again.
-            await open_stream(self._client, owner_id, self._config)
-            await stream.flush()
+        await _send_to_stream(self._client, owner_id, self._config, self._stream(owner_id).flush)
         self._unflushed.discard(owner_id)
 
     def _stream(self, owner_id: str) -> WorkflowStreamClient:
@@ -105,13 +111,12 @@ class StreamActivities:
         """Deliver one batch of a workflow's events, (re)starting the owner's stream."""
         client = activity.client()
         handle = client.get_workflow_handle(events_workflow_id(inp.owner_id))
-        try:
-            await handle.signal(STREAM_PUBLISH_SIGNAL, inp.batch)
-        except RPCError as err:
-            if err.status != RPCStatusCode.NOT_FOUND:
-                raise
-            await open_stream(client, inp.owner_id, self._config)
-            await handle.signal(STREAM_PUBLISH_SIGNAL, inp.batch)
+        await _send_to_stream(
+            client,
+            inp.owner_id,
+            self._config,
+            lambda: handle.signal(STREAM_PUBLISH_SIGNAL, inp.batch),
+        )
 
 
 @dataclass

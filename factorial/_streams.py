@@ -110,7 +110,7 @@ async def _prior_state(
 
 
 class StreamGone(Exception):
-    """The stream cannot be read now: it never existed, or it closed while idle."""
+    """The offset a long-poll asked for is no longer retained (``TruncatedOffset``)."""
 
 
 class StreamReader:

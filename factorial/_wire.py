@@ -351,6 +351,12 @@ def task_index_of(task_id: str) -> int:
     return int(task_id.rsplit("-", 1)[1])
 
 
+def batch_task_of(task_id: str) -> tuple[str, int] | None:
+    """``(batch_id, index)`` if ``task_id`` has the shape of a batch task's id, else None."""
+    batch_id, _, index = task_id.rpartition("-")
+    return (batch_id, int(index)) if batch_id and index.isdigit() else None
+
+
 def leaf_id_of(batch_id: str, chunk: int) -> str:
     """The deterministic workflow id of a batch's ``chunk``-th leaf."""
     return f"{batch_id}-part{chunk}"

@@ -383,8 +383,9 @@ class Orchestrator:
             unstarted = await self._unstarted_status(task_id)
             if unstarted is None:
                 raise
-            batch_id = task_id.rpartition("-")[0]
-            return {"task_id": task_id, "status": unstarted.value, "batch_id": batch_id}
+            parsed = wire.batch_task_of(task_id)
+            assert parsed is not None  # only a batch's task can be unstarted
+            return {"task_id": task_id, "status": unstarted.value, "batch_id": parsed[0]}
         try:
             snapshot = await handle.query(
                 wire.SNAPSHOT_QUERY, result_type=wire.TaskSnapshot, rpc_timeout=_QUERY_TIMEOUT
@@ -637,14 +638,15 @@ class Orchestrator:
 
     async def _unstarted_status(self, task_id: str) -> TaskStatus | None:
         """``queued`` or ``cancelled`` for a batch's task not started (yet); else None."""
-        batch_id, _, index = task_id.rpartition("-")
-        if not batch_id or not index.isdigit():
+        parsed = wire.batch_task_of(task_id)
+        if parsed is None:
             return None
+        batch_id, index = parsed
         try:
             batch = await self.get_batch(batch_id)
         except (NotFoundError, InvalidIdError, RPCError):
             return None
-        if int(index) >= batch.metadata.total_tasks:
+        if index >= batch.metadata.total_tasks:
             return None
         return TaskStatus.QUEUED if batch.metadata.status == "active" else TaskStatus.CANCELLED
 
