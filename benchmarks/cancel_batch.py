@@ -124,9 +124,7 @@ async def measure(args: argparse.Namespace, address: str) -> dict[str, Any]:
             (datetime.fromisoformat(e["timestamp"]) - cancel_started_at).total_seconds()
             for e in ledger.of_type("run_cancelled")
         )
-        slowest = max(
-            ledger.of_type("run_cancelled"), key=lambda e: e["timestamp"], default=None
-        )
+        slowest = max(ledger.of_type("run_cancelled"), key=lambda e: e["timestamp"], default=None)
         if slowest is not None and args.show_slowest:
             await show_history(client, slowest["task_id"], cancel_started_at)
             leaf = (await client.get_workflow_handle(slowest["task_id"]).describe()).parent_id

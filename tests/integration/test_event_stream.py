@@ -24,6 +24,7 @@ from factorial import (
 )
 from factorial._ids import events_workflow_id
 from factorial.testing import ScriptedModel, call_tool, reply
+from tests.conftest import has_event
 from tests.ledger import EventLedger
 
 QUICK = AgentWorkerConfig(initial_backoff=0.1, max_backoff=0.2, heartbeat_timeout=5)
@@ -110,7 +111,7 @@ async def test_a_subscriber_back_after_a_batch_misses_nothing(temporal_server, u
 
         async with EventLedger(orchestrator, owner, from_offset=last_seen + 1) as after:
             await after.wait_for_tasks(batch.task_ids)
-            await after.wait_until(lambda e: any(x["event_type"] == "batch_completed" for x in e))
+            await after.wait_until(has_event("batch_completed"))
         after.assert_exactly_once(batch.task_ids, batch_ids=[batch.id], expected="completed")
     finally:
         await orchestrator.close()
@@ -171,7 +172,7 @@ async def test_fifty_subscribers_far_behind(temporal_server, unique, tmp_path: P
                     start_subscribers(temporal_server.address, owner, batch.id, tmp_path, 10)
                 )
             codes = await asyncio.gather(*(asyncio.to_thread(p.wait, 300) for p in processes))
-            await ledger.wait_until(lambda e: any(x["event_type"] == "batch_completed" for x in e))
+            await ledger.wait_until(has_event("batch_completed"))
         ledger.assert_exactly_once(batch.task_ids, batch_ids=[batch.id], expected="completed")
         outputs = read_subscribers(tmp_path)
         assert len(outputs) == 50

@@ -10,7 +10,9 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from factorial import Agent, AgentWorkerConfig, Orchestrator
+from factorial._batches import MAX_STARTING
 from factorial.testing import Reply, ScriptedModel, call_tool, reply
+from tests.conftest import has_event
 from tests.ledger import EventLedger
 
 QUICK = AgentWorkerConfig(initial_backoff=0.1, max_backoff=0.2, heartbeat_timeout=5)
@@ -34,7 +36,7 @@ async def test_multi_part_batch_announces_every_task_once(temporal_server, uniqu
                 agent=agent, owner_id=owner, payloads=[{}] * 40
             )
             await ledger.wait_for_tasks(batch.task_ids, timeout=90)
-            await ledger.wait_until(lambda e: any(x["event_type"] == "batch_completed" for x in e))
+            await ledger.wait_until(has_event("batch_completed"))
             await ledger.settle()
         ledger.assert_exactly_once(batch.task_ids, batch_ids=[batch.id], expected="completed")
         assert all(e["data"] == "done" for e in ledger.of_type("agent_output"))
@@ -82,7 +84,7 @@ async def test_cancel_batch_means_stopped(temporal_server, unique) -> None:
             assert begun, "no task had begun; the test did not exercise running tasks"
 
             await ledger.wait_for_tasks(begun, timeout=30)
-            await ledger.wait_until(lambda e: any(x["event_type"] == "batch_cancelled" for x in e))
+            await ledger.wait_until(has_event("batch_cancelled"))
             await ledger.settle(3.0)
             for task_id in never:  # a task that never began never begins
                 assert await _exists(orchestrator, task_id) is None, task_id
@@ -99,31 +101,25 @@ async def test_cancel_batch_means_stopped(temporal_server, unique) -> None:
         await orchestrator.close()
 
 
-async def test_a_leaf_keeps_at_most_its_bound_of_starts_in_flight(temporal_server, unique) -> None:
+async def test_a_leaf_keeps_at_most_its_bound_of_starts_in_flight(orchestrator, unique) -> None:
     """A start cannot be withdrawn once sent, so a leaf sends only a few at a time."""
-    from factorial._batches import MAX_STARTING
-
-    orchestrator = Orchestrator(temporal_address=temporal_server.address)
     agent = Agent(name=unique("starts"), model=ScriptedModel([reply("done")]))
     orchestrator.register_runner(agent=agent, agent_worker_config=QUICK)
-    try:
-        await orchestrator.start_workers()
-        batch = await orchestrator.enqueue_batch(
-            agent=agent, owner_id=unique("owner"), payloads=[{}] * (3 * MAX_STARTING)
-        )
-        client = await orchestrator.client()
-        await client.get_workflow_handle(batch.id).result()
-        in_flight = most = 0
-        async for event in client.get_workflow_handle(batch.id).fetch_history_events():
-            kind = event.WhichOneof("attributes")
-            if kind == "start_child_workflow_execution_initiated_event_attributes":
-                in_flight += 1
-            elif kind in (
-                "child_workflow_execution_started_event_attributes",
-                "start_child_workflow_execution_failed_event_attributes",
-            ):
-                in_flight -= 1
-            most = max(most, in_flight)
-        assert most == MAX_STARTING
-    finally:
-        await orchestrator.close()
+    await orchestrator.start_workers()
+    batch = await orchestrator.enqueue_batch(
+        agent=agent, owner_id=unique("owner"), payloads=[{}] * (3 * MAX_STARTING)
+    )
+    client = await orchestrator.client()
+    await client.get_workflow_handle(batch.id).result()
+    in_flight = most = 0
+    async for event in client.get_workflow_handle(batch.id).fetch_history_events():
+        kind = event.WhichOneof("attributes")
+        if kind == "start_child_workflow_execution_initiated_event_attributes":
+            in_flight += 1
+        elif kind in (
+            "child_workflow_execution_started_event_attributes",
+            "start_child_workflow_execution_failed_event_attributes",
+        ):
+            in_flight -= 1
+        most = max(most, in_flight)
+    assert most == MAX_STARTING

@@ -11,6 +11,7 @@ import pytest
 from factorial import Agent, AgentWorkerConfig, Orchestrator, TemporalUnavailableError
 from factorial.devserver import DevServer, free_port
 from factorial.testing import ScriptedModel, call_tool, reply
+from tests.conftest import has_event
 from tests.ledger import EventLedger
 
 QUICK = AgentWorkerConfig(initial_backoff=0.2, max_backoff=1.0, heartbeat_timeout=5)
@@ -60,7 +61,7 @@ async def test_server_restart_mid_batch(unique, tmp_path: Path) -> None:
             await asyncio.sleep(OUTAGE)
             server = DevServer(port=port, db_filename=db, log_file=tmp_path / "server.log").start()
             await ledger.wait_for_tasks(batch.task_ids, timeout=120)
-            await ledger.wait_until(lambda e: any(x["event_type"] == "batch_completed" for x in e))
+            await ledger.wait_until(has_event("batch_completed"))
             await ledger.settle()
         ledger.assert_exactly_once(batch.task_ids, batch_ids=[batch.id], expected="completed")
         assert isinstance(await asyncio.wait_for(gives_up, 30), TemporalUnavailableError)
