@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
 from typing import Any
@@ -107,6 +108,7 @@ class AgentActivities:
     @activity.defn(name=RUN_TURN_ACTIVITY)
     async def run_turn(self, inp: TurnInput) -> TurnOutput:
         """Run one turn of the task's agent."""
+        started = time.monotonic()
         agent = self._agent(inp.agent_name)
         info = activity.info()
         try:
@@ -148,8 +150,8 @@ class AgentActivities:
             except Exception as err:
                 _report_failure(events, err, info)
                 raise
-            output = self._output(agent, completion)
-            _check_state_size(output, events, info)
+            output = self._output(agent, completion, time.monotonic() - started)
+            output.encoded_bytes = _checked_state_size(output, events, info)
         if inp.report_to and agent.max_turns is not None:
             # Only turn-based progress needs every turn; otherwise tasks count when they end.
             await reporter.report(
@@ -158,9 +160,12 @@ class AgentActivities:
             )
         return output
 
-    def _output(self, agent: BaseAgent[Any], completion: TurnCompletion[Any]) -> TurnOutput:
+    def _output(
+        self, agent: BaseAgent[Any], completion: TurnCompletion[Any], seconds: float
+    ) -> TurnOutput:
         exhausted = agent.turns_exhausted(completion)
         return TurnOutput(
+            seconds=round(seconds, 3),
             child_batches=[self._child_batch(r) for r in completion.child_batches],
             failure=f"MaxTurnsExceeded: {exhausted}" if exhausted else None,
             context=completion.context.model_dump(mode="json"),
@@ -225,10 +230,14 @@ async def _live(streams: EventStreams, owner_id: str) -> AsyncIterator[None]:
     before anything the workflow publishes next.
     """
 
+    # A local turn has no heartbeat: its worker cancels it directly.
+    heartbeat = not activity.info().is_local
+
     async def tick() -> None:
         while True:  # a turn shorter than a tick needs no heartbeat at all
             await asyncio.sleep(_TICK)
-            activity.heartbeat()
+            if heartbeat:
+                activity.heartbeat()
             try:
                 await streams.flush(owner_id)
             except Exception:
@@ -251,15 +260,15 @@ async def _live(streams: EventStreams, owner_id: str) -> AsyncIterator[None]:
             activity.logger.warning("could not publish the events of a failed turn", exc_info=True)
 
 
-def _check_state_size(output: TurnOutput, events: EventPublisher, info: activity.Info) -> None:
-    """Fail the turn for good if its result would not fit in one Temporal payload.
+def _checked_state_size(output: TurnOutput, events: EventPublisher, info: activity.Info) -> int:
+    """The result's encoded size; fail the turn for good if it would not fit in one payload.
 
     The task then fails with this message and keeps its last good context (the workflow
     never records this turn's), readable with ``get_task_data``.
     """
     size = payload_size(activity.client(), output)
     if size <= MAX_PAYLOAD_BYTES:
-        return
+        return size
     turn = output.context.get("turn")
     err = ApplicationError(
         f"the task's state grew to {size:,} bytes (compressed) in turn {turn}, over the "

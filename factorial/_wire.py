@@ -46,9 +46,16 @@ SA_PARENT = "FactorialParentTaskId"
 SEARCH_ATTRIBUTES = (SA_OWNER, SA_AGENT, SA_BATCH, SA_STATUS, SA_PARENT)
 
 
+#: How a task runs its turns (see ``workflows.agent_task``): ``activity`` as regular
+#: activities, ``local`` as local activities, ``auto`` local while turns are short.
+TurnExecution = Literal["auto", "activity", "local"]
+
+
 class TurnPolicy(BaseModel):
     """Retry and timeout settings of the turn activity, copied from ``AgentWorkerConfig``."""
 
+    # Histories recorded before turn modes carry no value: they ran regular activities.
+    turn_execution: TurnExecution = "activity"
     max_retries: int = 3
     initial_backoff: float = 1.0
     backoff_coefficient: float = 2.0
@@ -140,6 +147,10 @@ class TurnOutput(BaseModel):
     child_batches: list[ChildBatchRequest] = Field(default_factory=list)
     # Set when the run must fail with the context above kept (e.g. max_turns ran out).
     failure: str | None = None
+    # How long the turn's last attempt ran, in seconds (``auto`` turn mode chooses by it).
+    seconds: float | None = None
+    # This result's size as a Temporal payload (encoded), give or take a few bytes.
+    encoded_bytes: int | None = None
 
 
 class HookInput(BaseModel):
@@ -159,6 +170,21 @@ class SteerInput(BaseModel):
     """Update input: messages to add to the conversation at the next turn boundary."""
 
     messages: list[dict[str, Any]]
+
+
+_STEERING_ROLES = frozenset({"user", "system", "developer", "assistant"})
+
+
+def steering_problem(messages: list[dict[str, Any]]) -> str | None:
+    """Why these steering messages are refused, or None if they are fine."""
+    if not messages:
+        return "no messages to steer with"
+    for message in messages:
+        if message.get("role") not in _STEERING_ROLES or "content" not in message:
+            return (
+                "steering messages need a role (user, system, developer or assistant) and a content"
+            )
+    return None
 
 
 class CompleteToolInput(BaseModel):

@@ -425,6 +425,9 @@ class Orchestrator:
             TaskStateError: The task has already ended.
             InvalidPayloadError: A message has no role or content.
         """
+        problem = wire.steering_problem(list(messages))
+        if problem is not None:
+            raise InvalidPayloadError(problem)
         handle, _ = await self._describe_task(task_id)
         try:
             await handle.execute_update(

@@ -21,7 +21,7 @@ from activities.publishing import StreamActivities
 from activities.turn import AgentActivities
 from factorial._ids import agent_task_queue_name
 from factorial._logging import install_turn_failure_log
-from factorial._wire import BATCH_TASK_QUEUE, EVENTS_TASK_QUEUE, TurnPolicy
+from factorial._wire import BATCH_TASK_QUEUE, EVENTS_TASK_QUEUE, TurnExecution, TurnPolicy
 from factorial.agent import BaseAgent
 from factorial.events import EventStreamConfig
 from factorial.models import ModelClients
@@ -31,7 +31,13 @@ class AgentWorkerConfig(BaseModel):
     """How an agent's tasks run.
 
     Attributes:
-        max_concurrent_turns: Turn activities one worker process runs at once.
+        turn_execution: How turns run: ``"activity"`` as regular heartbeated activities,
+            ``"local"`` as local activities (one server round trip per turn instead of two;
+            cancellation, queries and steering reach a running local turn only when it ends
+            or every 8 s), ``"auto"`` local while the previous turn took under 2 s, else
+            regular (see ``workflows._turn_mode``).
+        max_concurrent_turns: Turn activities (regular and local) one worker process runs
+            at once.
         max_concurrent_tasks: Task workflow activations one worker process runs at once.
         max_retries: Retries of a failed turn (attempts = max_retries + 1).
         initial_backoff: Seconds before the first retry.
@@ -42,9 +48,13 @@ class AgentWorkerConfig(BaseModel):
             (a killed worker's turn is retried elsewhere after this).
         continue_as_new_bytes: A task continues as new (same id, fresh history) at a turn
             boundary once its history is this large; Temporal's hard limit is 50 MiB.
+        max_cached_workflows: Task workflows one worker process keeps in memory between
+            workflow tasks; more running tasks than this are replayed from history each
+            time (a batch runs at most ``Orchestrator(max_running_tasks=500)`` at once).
         task_queue: Overrides the agent's task queue name.
     """
 
+    turn_execution: TurnExecution = "auto"
     max_concurrent_turns: int = Field(default=100, ge=1)
     max_concurrent_tasks: int = Field(default=200, ge=1)
     max_retries: int = Field(default=3, ge=0)
@@ -54,11 +64,13 @@ class AgentWorkerConfig(BaseModel):
     turn_timeout: float = Field(default=300.0, gt=0)
     heartbeat_timeout: float = Field(default=30.0, gt=0)
     continue_as_new_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=40 * 1024 * 1024)
+    max_cached_workflows: int = Field(default=1000, ge=0)
     task_queue: str | None = None
 
     def turn_policy(self) -> TurnPolicy:
         """The part of the config the task workflow needs."""
         return TurnPolicy(
+            turn_execution=self.turn_execution,
             max_retries=self.max_retries,
             initial_backoff=self.initial_backoff,
             backoff_coefficient=self.backoff_coefficient,
@@ -122,7 +134,9 @@ def build_workers(
             workflows=[AgentTaskWorkflow],
             activities=[activities.run_turn, activities.run_hook, publish],
             max_concurrent_activities=config.max_concurrent_turns,
+            max_concurrent_local_activities=config.max_concurrent_turns,
             max_concurrent_workflow_tasks=config.max_concurrent_tasks,
+            max_cached_workflows=config.max_cached_workflows,
             workflow_runner=runner,
             # Deliver cancellation to a running turn within about a second.
             default_heartbeat_throttle_interval=timedelta(seconds=1),

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from factorial import Orchestrator
+from factorial import AgentWorkerConfig, BaseAgent, Orchestrator
+from factorial._wire import TurnExecution
 from factorial.devserver import DevServer
 
 
@@ -31,10 +32,38 @@ def unique() -> Callable[[str], str]:
     return lambda name: f"{name}_{suffix}"
 
 
+#: Run a module's tests once per turn mode: ``pytestmark = BOTH_TURN_MODES``.
+BOTH_TURN_MODES = pytest.mark.parametrize("turn_execution", ["activity", "local"], indirect=True)
+
+
 @pytest.fixture
-async def orchestrator(temporal_server: DevServer) -> AsyncIterator[Orchestrator]:
+def turn_execution(request: pytest.FixtureRequest) -> TurnExecution:
+    """The turn mode of agents registered on the ``orchestrator`` fixture (default ``auto``)."""
+    return getattr(request, "param", "auto")
+
+
+class ModeOrchestrator(Orchestrator):
+    """An Orchestrator whose agents run their turns in one mode, unless a test sets one."""
+
+    def __init__(self, *args: Any, turn_execution: TurnExecution, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.turn_execution = turn_execution
+
+    def register_runner(
+        self, agent: BaseAgent[Any], agent_worker_config: AgentWorkerConfig | None = None
+    ) -> None:
+        config = agent_worker_config or AgentWorkerConfig()
+        if "turn_execution" not in config.model_fields_set:
+            config = config.model_copy(update={"turn_execution": self.turn_execution})
+        super().register_runner(agent, config)
+
+
+@pytest.fixture
+async def orchestrator(
+    temporal_server: DevServer, turn_execution: TurnExecution
+) -> AsyncIterator[Orchestrator]:
     """An Orchestrator on the session server; call ``start_workers()`` after registering."""
-    orch = Orchestrator(temporal_address=temporal_server.address)
+    orch = ModeOrchestrator(temporal_address=temporal_server.address, turn_execution=turn_execution)
     try:
         yield orch
     finally:

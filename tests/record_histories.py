@@ -17,6 +17,10 @@ their histories to ``tests/histories/``:
 * ``owner_events_idle.json``: an owner's event stream (idle timeout 1 s) that takes one
   task's events, then closes for lack of publishers and subscribers.
 
+``tests/histories/local/`` holds the task scenarios recorded with local turns
+(``AgentWorkerConfig(turn_execution="local")``); the files above have regular ones.
+``python -m tests.record_histories local`` records only those (likewise ``activity``).
+
 ``tests/histories/v0.1/`` holds histories recorded by 0.1 (tasks, ``BatchWorkflow`` batches
 and two event-stream runs); they are never re-recorded, and must keep replaying.
 
@@ -36,13 +40,14 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
-from temporalio.api.enums.v1 import EventType, PendingActivityState
+from temporalio.api.enums.v1 import EventType, PendingActivityState, PendingWorkflowTaskState
 from temporalio.client import WorkflowExecutionStatus, WorkflowHistory
 from temporalio.service import RPCError, RPCStatusCode
 
 from factorial import (
     Agent,
     AgentContext,
+    AgentWorkerConfig,
     ExecutionContext,
     Orchestrator,
     TaskCancelledError,
@@ -52,7 +57,7 @@ from factorial import (
 )
 from factorial._ids import events_workflow_id
 from factorial._streams import open_stream
-from factorial._wire import RUN_TURN_ACTIVITY, leaf_id_of
+from factorial._wire import RUN_TURN_ACTIVITY, TurnExecution, leaf_id_of
 from factorial.devserver import DevServer
 from factorial.events import EventStreamConfig
 from factorial.testing import ScriptedModel, call_tool, reply
@@ -80,6 +85,9 @@ SCENARIOS = (
     OWNER_EVENTS,
 )
 V01_DIR = HISTORIES_DIR / "v0.1"
+LOCAL_DIR = HISTORIES_DIR / "local"
+#: What is recorded with local turns (a batch's own history does not depend on the mode).
+LOCAL_SCENARIOS = TASK_SCENARIOS
 CANCELED_SCENARIOS = frozenset({CANCELLED, BATCH_CANCELLED})
 BATCH_CHUNK_SIZE = 2
 STEERING_MESSAGE = {"role": "user", "content": "Please also say thank you."}
@@ -193,14 +201,18 @@ async def _enqueue(orch: Orchestrator, agent: Agent, task_id: str, owner: str, q
     return task.id
 
 
-async def run_basic(orch: Orchestrator, agent: Agent, task_id: str, owner: str) -> None:
+async def run_basic(
+    orch: Orchestrator, agent: Agent, task_id: str, owner: str, local: bool
+) -> None:
     """A tool call, then a final reply."""
     await _enqueue(orch, agent, task_id, owner, "What is 2 + 3?")
     result = await asyncio.wait_for(orch.get_task_result(task_id), _WAIT)
     assert result == "2 + 3 = 5", result
 
 
-async def run_steer_deferred(orch: Orchestrator, agent: Agent, task_id: str, owner: str) -> None:
+async def run_steer_deferred(
+    orch: Orchestrator, agent: Agent, task_id: str, owner: str, local: bool
+) -> None:
     """A deferred tool call; steered while waiting; completed; a final reply."""
     await _enqueue(orch, agent, task_id, owner, "Pay invoice 7 (100 EUR).")
 
@@ -220,14 +232,22 @@ async def run_steer_deferred(orch: Orchestrator, agent: Agent, task_id: str, own
     assert messages[3] == STEERING_MESSAGE
 
 
-async def _turn_running(orch: Orchestrator, task_id: str) -> bool:
-    """Whether the task's turn activity has started (and not ended)."""
+async def _turn_running(orch: Orchestrator, task_id: str, local: bool = False) -> bool:
+    """Whether the task's turn has started (and not ended).
+
+    A regular turn is a started pending activity; a local one runs inside the workflow task,
+    which stays started for as long as it runs.
+    """
     try:
         description = await (await orch.client()).get_workflow_handle(task_id).describe()
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:  # a batch's child not started yet
             return False
         raise
+    raw = description.raw_description
+    if local:
+        started = PendingWorkflowTaskState.PENDING_WORKFLOW_TASK_STATE_STARTED
+        return raw.pending_workflow_task.state == started
     return any(
         pending.activity_type.name == RUN_TURN_ACTIVITY
         and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
@@ -235,10 +255,12 @@ async def _turn_running(orch: Orchestrator, task_id: str) -> bool:
     )
 
 
-async def run_cancelled(orch: Orchestrator, agent: Agent, task_id: str, owner: str) -> None:
+async def run_cancelled(
+    orch: Orchestrator, agent: Agent, task_id: str, owner: str, local: bool
+) -> None:
     """Cancelled while its first (slow) turn runs."""
     await _enqueue(orch, agent, task_id, owner, "Think about it.")
-    await _poll(lambda: _turn_running(orch, task_id), "the slow turn to start")
+    await _poll(lambda: _turn_running(orch, task_id, local), "the slow turn to start")
     await orch.cancel_task(task_id)
     try:
         await asyncio.wait_for(orch.get_task_result(task_id), _WAIT)
@@ -248,7 +270,9 @@ async def run_cancelled(orch: Orchestrator, agent: Agent, task_id: str, owner: s
         raise AssertionError("the task was not cancelled")
 
 
-async def run_fanout(orch: Orchestrator, agent: Agent, task_id: str, owner: str) -> None:
+async def run_fanout(
+    orch: Orchestrator, agent: Agent, task_id: str, owner: str, local: bool
+) -> None:
     """A forking tool starts two sub-tasks; the parent reads their results block."""
     await _enqueue(orch, agent, task_id, owner, "Tell me about tides and moons.")
     output = await asyncio.wait_for(orch.get_task_result(task_id), _WAIT)
@@ -337,25 +361,33 @@ _BATCH_RUNNERS = {
 
 
 async def record_all(
-    orch: Orchestrator, *, prefix: str = "replay", owner: str = "replay-owner", id_suffix: str = ""
+    orch: Orchestrator,
+    *,
+    prefix: str = "replay",
+    owner: str = "replay-owner",
+    id_suffix: str = "",
+    turn_execution: TurnExecution = "activity",
 ) -> dict[str, WorkflowHistory]:
-    """Run every scenario on ``orch`` (its workers are started here) and fetch the histories.
+    """Run the scenarios on ``orch`` (its workers are started here) and fetch the histories.
 
     Task ids are ``{scenario}{id_suffix}`` and batch ids are random; the result maps the
-    names in ``SCENARIOS`` to histories (each carrying its real workflow id).
+    names in ``SCENARIOS`` (``LOCAL_SCENARIOS`` with local turns) to histories, each
+    carrying its real workflow id.
     """
     agents = build_agents(prefix)
+    config = AgentWorkerConfig(turn_execution=turn_execution)
     for agent in agents.values():
-        orch.register_runner(agent=agent)
+        orch.register_runner(agent=agent, agent_worker_config=config)
     await orch.start_workers()
     client = await orch.client()
     workflow_ids: dict[str, str] = {}
     for scenario, runner in _RUNNERS.items():
         task_id = f"{scenario}{id_suffix}"
-        await runner(orch, agents[scenario], task_id, owner)
+        await runner(orch, agents[scenario], task_id, owner, turn_execution == "local")
         workflow_ids[scenario] = task_id
-    for scenario, batch_runner in _BATCH_RUNNERS.items():
-        workflow_ids.update(await batch_runner(orch, agents[scenario], owner))
+    if turn_execution == "activity":
+        for scenario, batch_runner in _BATCH_RUNNERS.items():
+            workflow_ids.update(await batch_runner(orch, agents[scenario], owner))
     histories: dict[str, WorkflowHistory] = {}
     for scenario, workflow_id in workflow_ids.items():
         workflow_id, _, run_id = workflow_id.partition("@")
@@ -388,20 +420,33 @@ def load_history(path: Path) -> WorkflowHistory:
     return WorkflowHistory.from_json(started.get("workflowId") or path.stem, data)
 
 
-async def main() -> None:
+async def main(modes: list[TurnExecution]) -> None:
     server = DevServer().start()
-    orch = Orchestrator(temporal_address=server.address)
     try:
-        histories = await record_all(orch)
+        for mode in modes:
+            orch = Orchestrator(temporal_address=server.address)
+            try:
+                histories = await record_all(orch, prefix=f"replay_{mode}", turn_execution=mode)
+            finally:
+                await orch.close()
+            directory = HISTORIES_DIR if mode == "activity" else LOCAL_DIR
+            directory.mkdir(exist_ok=True)
+            for scenario, history in histories.items():
+                path = directory / f"{scenario}.json"
+                path.write_text(history.to_json() + "\n")
+                print(f"wrote {path} ({len(history.events)} events)", file=sys.stderr)
     finally:
-        await orch.close()
         server.stop()
-    HISTORIES_DIR.mkdir(exist_ok=True)
-    for scenario, history in histories.items():
-        path = HISTORIES_DIR / f"{scenario}.json"
-        path.write_text(history.to_json() + "\n")
-        print(f"wrote {path} ({len(history.events)} events)", file=sys.stderr)
+
+
+def _modes(argv: list[str]) -> list[TurnExecution]:
+    modes: list[TurnExecution] = []
+    for arg in argv or ["activity", "local"]:
+        if arg not in ("activity", "local"):
+            raise SystemExit("usage: python -m tests.record_histories [activity] [local]")
+        modes.append("local" if arg == "local" else "activity")
+    return modes
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(_modes(sys.argv[1:])))

@@ -24,6 +24,7 @@ from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
     ChildWorkflowError,
+    FailureError,
     is_cancelled_exception,
 )
 from temporalio.exceptions import (
@@ -31,6 +32,13 @@ from temporalio.exceptions import (
 )
 
 from workflows._emitter import StreamEmitter
+from workflows._turn_mode import (
+    BOUNDARY,
+    BOUNDARY_SECONDS,
+    LOCAL_RETRY_THRESHOLD,
+    UnrecordedTurns,
+    next_turn_is_local,
+)
 
 with workflow.unsafe.imports_passed_through():
     from factorial import events as ev
@@ -60,11 +68,11 @@ with workflow.unsafe.imports_passed_through():
         TurnInput,
         TurnOutput,
         batch_search_attributes,
+        steering_problem,
         task_id_of,
     )
 
 _STATUS_KEY = SearchAttributeKey.for_keyword(SA_STATUS)
-_STEERING_ROLES = frozenset({"user", "system", "developer", "assistant"})
 _HOOK_TIMEOUT = timedelta(seconds=60)
 AGENT_BATCH_PATCH = "sub-agents-in-agent-batch-workflow"
 
@@ -83,6 +91,8 @@ class AgentTaskWorkflow:
         self._steering: list[list[dict[str, Any]]] = list(inp.steering)
         self._pending: dict[str, PendingToolCall] = {}
         self._results: dict[str, ToolResult] = {}
+        self._last_turn_seconds: float | None = None
+        self._unrecorded = UnrecordedTurns()
         self._events = StreamEmitter(
             inp.owner_id,
             {"task_id": inp.task_id, "owner_id": inp.owner_id, "agent_name": inp.agent_name},
@@ -114,8 +124,8 @@ class AgentTaskWorkflow:
             if is_cancelled_exception(err):
                 await self._finish_cancelled()
                 raise
-            if isinstance(err, ActivityError):
-                message = _failure_message(err)
+            if isinstance(err, _TurnFailed):
+                message = str(err)
                 await self._finish_failed(message)
                 raise ApplicationError(message, type="AgentRunFailed", non_retryable=True) from None
             raise
@@ -147,17 +157,11 @@ class AgentTaskWorkflow:
 
     @steer.validator
     def _validate_steer(self, inp: SteerInput) -> None:
+        problem = steering_problem(inp.messages)
+        if problem is not None:
+            raise ApplicationError(problem, type="InvalidPayloadError")
         if self._is_terminal():
             raise ApplicationError(f"task is {self._status}", type="TaskStateError")
-        if not inp.messages:
-            raise ApplicationError("no messages to steer with", type="InvalidPayloadError")
-        for message in inp.messages:
-            if message.get("role") not in _STEERING_ROLES or "content" not in message:
-                raise ApplicationError(
-                    "steering messages need a role (user, system, developer or assistant) "
-                    "and a content",
-                    type="InvalidPayloadError",
-                )
 
     @workflow.update(name=COMPLETE_TOOL_UPDATE)
     def complete_deferred_tool(self, inp: CompleteToolInput) -> bool:
@@ -181,31 +185,60 @@ class AgentTaskWorkflow:
         # The search attribute already says "active" (set at start): no upsert per turn.
         self._set_status("processing", upsert=False)
         turn = int(self._context.get("turn", 0))
-        return await workflow.execute_activity(
-            RUN_TURN_ACTIVITY,
-            TurnInput(
-                task_id=self._inp.task_id,
-                owner_id=self._inp.owner_id,
-                agent_name=self._inp.agent_name,
-                context=self._context,
-                batch_id=self._inp.batch_id,
-                parent_task_id=self._inp.parent_task_id,
-                report_to=self._inp.report_to,
-                index=self._inp.index,
-                resumed_results=resumed,
-            ),
-            result_type=TurnOutput,
-            start_to_close_timeout=timedelta(seconds=policy.turn_timeout),
-            heartbeat_timeout=timedelta(seconds=policy.heartbeat_timeout),
-            retry_policy=RetryPolicy(
-                initial_interval=timedelta(seconds=policy.initial_backoff),
-                backoff_coefficient=policy.backoff_coefficient,
-                maximum_interval=timedelta(seconds=policy.max_backoff),
-                maximum_attempts=policy.max_retries + 1,
-            ),
-            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-            summary=f"{self._inp.agent_name} turn {turn + 1}",
+        inp = TurnInput(
+            task_id=self._inp.task_id,
+            owner_id=self._inp.owner_id,
+            agent_name=self._inp.agent_name,
+            context=self._context,
+            batch_id=self._inp.batch_id,
+            parent_task_id=self._inp.parent_task_id,
+            report_to=self._inp.report_to,
+            index=self._inp.index,
+            resumed_results=resumed,
         )
+        retry = RetryPolicy(
+            initial_interval=timedelta(seconds=policy.initial_backoff),
+            backoff_coefficient=policy.backoff_coefficient,
+            maximum_interval=timedelta(seconds=policy.max_backoff),
+            maximum_attempts=policy.max_retries + 1,
+        )
+        options: dict[str, Any] = {
+            "result_type": TurnOutput,
+            "start_to_close_timeout": timedelta(seconds=policy.turn_timeout),
+            "retry_policy": retry,
+            "cancellation_type": workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            "summary": f"{self._inp.agent_name} turn {turn + 1}",
+        }
+        local = next_turn_is_local(policy.turn_execution, self._last_turn_seconds)
+        try:
+            if local:
+                out = await workflow.execute_local_activity(
+                    RUN_TURN_ACTIVITY, inp, local_retry_threshold=LOCAL_RETRY_THRESHOLD, **options
+                )
+            else:
+                out = await workflow.execute_activity(
+                    RUN_TURN_ACTIVITY,
+                    inp,
+                    heartbeat_timeout=timedelta(seconds=policy.heartbeat_timeout),
+                    **options,
+                )
+        except FailureError as err:
+            # A local turn's final failure may arrive unwrapped (no ActivityError around it).
+            if is_cancelled_exception(err):
+                raise
+            raise _TurnFailed(_failure_message(err)) from None
+        self._last_turn_seconds = out.seconds
+        if local:
+            await self._after_local_turn(out)
+        return out
+
+    async def _after_local_turn(self, out: TurnOutput) -> None:
+        """End the workflow task before the next turn where needed (see ``_turn_mode``)."""
+        size = workflow.info().get_current_history_size()
+        self._unrecorded.add(size, out.encoded_bytes or 0)
+        long_turn = (out.seconds or 0) >= BOUNDARY_SECONDS
+        if _another_turn_follows(out) and (long_turn or self._unrecorded.needs_boundary(size)):
+            await workflow.sleep(BOUNDARY)
 
     async def _wait_for_tools(self, calls: list[PendingToolCall]) -> list[ToolResult]:
         """Wait for every deferred call's result or its timeout; add the tool messages."""
@@ -319,10 +352,8 @@ class AgentTaskWorkflow:
 
     def _history_is_large(self) -> bool:
         info = workflow.info()
-        return (
-            info.is_continue_as_new_suggested()
-            or info.get_current_history_size() > self._inp.policy.continue_as_new_bytes
-        )
+        size = self._unrecorded.history_size(info.get_current_history_size())
+        return info.is_continue_as_new_suggested() or size > self._inp.policy.continue_as_new_bytes
 
     async def _continue_as_new(self) -> None:
         await self._drain_events()
@@ -443,8 +474,17 @@ def _raise_if_cancel_requested() -> None:
         raise asyncio.CancelledError("task cancellation requested")
 
 
-def _failure_message(err: ActivityError) -> str:
-    cause = err.cause
+def _another_turn_follows(out: TurnOutput) -> bool:
+    """Whether the next turn starts right away (no end, wait for tools or children)."""
+    return not (out.done or out.failure or out.pending_tool_calls or out.child_batches)
+
+
+class _TurnFailed(Exception):
+    """A turn failed for good (its retries ran out, or its error is not retryable)."""
+
+
+def _failure_message(err: FailureError) -> str:
+    cause = err.cause if isinstance(err, ActivityError) else err
     if isinstance(cause, ApplicationError):
         return f"{cause.type}: {cause.message}" if cause.type else cause.message
     if isinstance(cause, TemporalTimeoutError):

@@ -19,7 +19,7 @@ from factorial import (
 )
 from factorial.models import ModelRequest
 from factorial.testing import Fail, Reply, ScriptedModel, call_tool, reply
-from tests.conftest import collect_events, has_event
+from tests.conftest import BOTH_TURN_MODES, collect_events, has_event
 from tests.ledger import EventLedger
 
 QUICK = AgentWorkerConfig(initial_backoff=0.1, max_backoff=0.2, heartbeat_timeout=5)
@@ -90,6 +90,7 @@ async def test_seed_enqueue_many_and_stream_batch(
         await orchestrator.close()
 
 
+@BOTH_TURN_MODES
 async def test_progress_with_max_turns(orchestrator: Orchestrator, unique) -> None:
     agent = Agent(
         name=unique("stepper"), tools=[noop], max_turns=3, model=ScriptedModel(turns_by_query)
@@ -131,6 +132,7 @@ async def test_progress_with_max_turns(orchestrator: Orchestrator, unique) -> No
     assert outputs == ["done after 1", "done after 2", "done after 3"]
 
 
+@BOTH_TURN_MODES
 async def test_progress_per_task_without_max_turns(orchestrator: Orchestrator, unique) -> None:
     agent = Agent(name=unique("plain"), model=ScriptedModel([reply("ok")]))
     orchestrator.register_runner(agent=agent, agent_worker_config=QUICK)
@@ -146,6 +148,7 @@ async def test_progress_per_task_without_max_turns(orchestrator: Orchestrator, u
     assert batch.metadata.max_progress == 3
 
 
+@BOTH_TURN_MODES
 async def test_failed_and_cancelled_tasks_still_complete_the_batch(
     orchestrator: Orchestrator, unique
 ) -> None:
@@ -206,6 +209,7 @@ async def test_failed_and_cancelled_tasks_still_complete_the_batch(
     assert cancelled["event_type"] == "run_cancelled"
 
 
+@BOTH_TURN_MODES
 async def test_cancel_batch_mid_run(orchestrator: Orchestrator, unique) -> None:
     agent = Agent(name=unique("sleepy"), model=ScriptedModel([Reply(content="zzz", delay=60)]))
     orchestrator.register_runner(agent=agent, agent_worker_config=QUICK)

@@ -19,7 +19,9 @@ from factorial import (
 )
 from factorial.models import ModelRequest
 from factorial.testing import Reply, ScriptedModel, call_tool, reply
-from tests.conftest import collect_events, has_event
+from tests.conftest import BOTH_TURN_MODES, collect_events, has_event
+
+pytestmark = BOTH_TURN_MODES
 
 QUICK = AgentWorkerConfig(heartbeat_timeout=5, initial_backoff=0.1)
 

@@ -26,7 +26,10 @@ from tests.record_histories import (
     BATCH_LEAF,
     BATCH_ROOT,
     BATCH_ROOT_PART0,
+    CANCELLED,
     HISTORIES_DIR,
+    LOCAL_DIR,
+    LOCAL_SCENARIOS,
     SCENARIOS,
     V01_DIR,
     load_history,
@@ -55,11 +58,31 @@ async def replay(history: WorkflowHistory) -> None:
 def test_every_scenario_is_recorded() -> None:
     recorded = sorted(path.stem for path in HISTORIES_DIR.glob("*.json"))
     assert recorded == sorted(SCENARIOS)
+    assert sorted(path.stem for path in LOCAL_DIR.glob("*.json")) == sorted(LOCAL_SCENARIOS)
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
 async def test_recorded_history_replays(scenario: str) -> None:
     await replay(load_history(HISTORIES_DIR / f"{scenario}.json"))
+
+
+@pytest.mark.parametrize("scenario", LOCAL_SCENARIOS)
+async def test_history_with_local_turns_replays(scenario: str) -> None:
+    history = load_history(LOCAL_DIR / f"{scenario}.json")
+    kinds = [e.event_type for e in history.events]
+    assert EventType.EVENT_TYPE_MARKER_RECORDED in kinds or scenario == CANCELLED, kinds
+    await replay(history)
+
+
+async def test_local_turn_replay_detects_nondeterminism() -> None:
+    """A history whose local turn was another activity fails too."""
+    history = load_history(LOCAL_DIR / f"{SCENARIOS[0]}.json")
+    marker = next(e for e in history.events if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED)
+    attributes = marker.marker_recorded_event_attributes
+    [data] = attributes.details["data"].payloads
+    data.data = data.data.replace(b'"run_turn"', b'"some_other_activity"')
+    with pytest.raises(NondeterminismError):
+        await replay(history)
 
 
 @pytest.mark.parametrize("name", V01_HISTORIES)
@@ -127,5 +150,20 @@ async def test_fresh_histories_replay(
     started = batch.events[0].workflow_execution_started_event_attributes
     assert started.workflow_type.name == BATCH_WORKFLOW and batch.workflow_id.startswith("batch-")
     assert histories[BATCH_ROOT].workflow_id == histories[BATCH_ROOT_PART0].workflow_id[:-6]
+    for history in histories.values():
+        await replay(history)
+
+
+async def test_fresh_histories_with_local_turns_replay(
+    orchestrator: Orchestrator, unique: Callable[[str], str]
+) -> None:
+    histories = await record_all(
+        orchestrator,
+        prefix=unique("replay"),
+        owner=unique("owner"),
+        id_suffix="-" + unique("run"),
+        turn_execution="local",
+    )
+    assert sorted(histories) == sorted(LOCAL_SCENARIOS)
     for history in histories.values():
         await replay(history)

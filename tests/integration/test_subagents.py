@@ -21,7 +21,10 @@ from factorial import (
 )
 from factorial.models import ModelRequest
 from factorial.testing import Fail, Reply, ScriptedModel, call_tool, reply
+from tests.conftest import BOTH_TURN_MODES
 from tests.ledger import EventLedger
+
+pytestmark = BOTH_TURN_MODES
 
 QUICK = AgentWorkerConfig(initial_backoff=0.1, max_backoff=0.2, heartbeat_timeout=5)
 

@@ -36,13 +36,24 @@ def _test_server_binary() -> str:
     return found
 
 
+async def _start_time_skipping(attempts: int = 3) -> WorkflowEnvironment:
+    """Start the test server; the SDK gives it 5 s, which a busy 2-core machine can miss."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await WorkflowEnvironment.start_time_skipping(
+                test_server_existing_path=_test_server_binary()
+            )
+        except RuntimeError as err:
+            if "did not start" not in str(err) or attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
+
+
 @pytest.fixture
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     """A fresh server per test: a workflow of an earlier test whose workflow task is bound to
     that test's stopped worker (sticky) would lock the virtual clock."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=_test_server_binary()
-    )
+    env = await _start_time_skipping()
     try:
         yield env
     finally:

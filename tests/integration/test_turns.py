@@ -17,7 +17,9 @@ from factorial import (
     TaskStatus,
 )
 from factorial.testing import Fail, Garbage, ScriptedModel, call_tool, reply
-from tests.conftest import collect_events, has_event
+from tests.conftest import BOTH_TURN_MODES, collect_events, has_event
+
+pytestmark = BOTH_TURN_MODES
 
 FAST_RETRY = AgentWorkerConfig(initial_backoff=0.1, max_backoff=0.2, heartbeat_timeout=5)
 

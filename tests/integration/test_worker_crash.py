@@ -1,10 +1,11 @@
 """A worker process killed in the middle of a turn: another one finishes the task, once.
 
 Worker process A (``crash_worker_app``) runs turn 0 (a tool call) and starts turn 1, whose
-model call takes a few seconds; the test SIGKILLs A during it. The turn's heartbeat times
-out, Temporal retries it on worker process B, and the task completes. Subscribers must see
-every lifecycle event exactly once (``tests.ledger``): one ``run_started``, one
-``agent_output``, one ``run_completed``, and no gap in the stream's offsets.
+model call takes a few seconds; the test SIGKILLs A during it. A regular turn's heartbeat
+times out and Temporal retries it on worker process B; a local turn's workflow task times
+out and B runs the workflow task again, with the turn. Either way the task completes, and
+subscribers see every terminal event exactly once (``tests.ledger``): one ``agent_output``,
+one ``run_completed``, and no gap in the stream's offsets.
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import pytest
 from temporalio.api.enums.v1 import EventType, PendingActivityState, TimeoutType
 
 from factorial import AgentContext, Orchestrator
 from factorial._wire import RUN_TURN_ACTIVITY
 from factorial.devserver import DevServer
-from tests.integration.crash_worker_app import FINAL_ANSWER, WORKER_CONFIG, build_agent
+from tests.integration.crash_worker_app import FINAL_ANSWER, build_agent, worker_config
 from tests.ledger import EventLedger
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -80,8 +83,16 @@ async def wait_for_turn_started(
         await asyncio.sleep(0.05)
 
 
+async def wait_for_local_turn_started(ledger: EventLedger, worker: subprocess.Popen[bytes]) -> None:
+    """Wait until turn 1's model call has begun (its event is flushed within a second)."""
+    while sum(e["event_type"] == "progress_update_completion_started" for e in ledger.events) < 2:
+        assert worker.poll() is None, "worker A exited early"
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("turn_execution", ["activity", "local"])
 async def test_worker_killed_mid_turn_finishes_once(
-    temporal_server: DevServer, unique: Callable[[str], str], tmp_path: Path
+    temporal_server: DevServer, unique: Callable[[str], str], tmp_path: Path, turn_execution: str
 ) -> None:
     agent_name = unique("crash_adder")
     owner = unique("owner")
@@ -89,64 +100,89 @@ async def test_worker_killed_mid_turn_finishes_once(
         **os.environ,
         "TEMPORAL_ADDRESS": temporal_server.address,
         "CRASH_AGENT_NAME": agent_name,
+        "CRASH_TURN_EXECUTION": turn_execution,
     }
     log_a, log_b = tmp_path / "worker_a.log", tmp_path / "worker_b.log"
     agent = build_agent(agent_name)
     orch = Orchestrator(temporal_address=temporal_server.address)
-    orch.register_runner(agent=agent, agent_worker_config=WORKER_CONFIG)  # no workers here
+    orch.register_runner(agent=agent, agent_worker_config=worker_config(turn_execution))
     processes: list[subprocess.Popen[bytes]] = []
     try:
-        worker_a = start_worker(env, log_a)
-        processes.append(worker_a)
-        task = await orch.enqueue_task(
-            agent=agent, owner_id=owner, payload=AgentContext(query="What is 2 + 3?")
-        )
-
-        await asyncio.wait_for(wait_for_turn_started(orch, task.id, 1, worker_a, log_a), 45)
-        stop_process(worker_a)  # SIGKILL in the middle of turn 1's model call
-        assert worker_a.returncode == -9
-
-        worker_b = start_worker(env, log_b)
-        processes.append(worker_b)
-        try:
-            result = await asyncio.wait_for(task.result(), 45)
-        except TimeoutError:
-            raise AssertionError(f"task did not finish on worker B:\n{log_tail(log_b)}") from None
-        assert result == FINAL_ANSWER
-
-        # The killed attempt really was lost and retried after its heartbeat timed out.
-        history = await (await orch.client()).get_workflow_handle(task.id).fetch_history()
-        started = [
-            e.activity_task_started_event_attributes
-            for e in history.events
-            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
-        ]
-        retried = [s for s in started if s.attempt > 1]
-        assert len(retried) == 1, [s.attempt for s in started]
-        timeout_info = retried[0].last_failure.timeout_failure_info
-        assert timeout_info.timeout_type == TimeoutType.TIMEOUT_TYPE_HEARTBEAT
-
         async with EventLedger(orch, owner) as ledger:
+            worker_a = start_worker(env, log_a)
+            processes.append(worker_a)
+            task = await orch.enqueue_task(
+                agent=agent, owner_id=owner, payload=AgentContext(query="What is 2 + 3?")
+            )
+            if turn_execution == "local":
+                started = wait_for_local_turn_started(ledger, worker_a)
+            else:
+                started = wait_for_turn_started(orch, task.id, 1, worker_a, log_a)
+            await asyncio.wait_for(started, 45)
+            stop_process(worker_a)  # SIGKILL in the middle of turn 1's model call
+            assert worker_a.returncode == -9
+
+            worker_b = start_worker(env, log_b)
+            processes.append(worker_b)
+            try:
+                result = await asyncio.wait_for(task.result(), 45)
+            except TimeoutError:
+                raise AssertionError(
+                    f"task did not finish on worker B:\n{log_tail(log_b)}"
+                ) from None
+            assert result == FINAL_ANSWER
             await ledger.wait_for_tasks([task.id])
             await ledger.settle()
+        history = await (await orch.client()).get_workflow_handle(task.id).fetch_history()
     finally:
         for process in processes:
             stop_process(process, kill=False)
         await orch.close()
 
+    if turn_execution == "local":
+        assert_local_turn_ran_again(history.events)
+    else:
+        assert_regular_turn_retried(history.events)
     ledger.assert_exactly_once([task.id], expected="completed")
     events = ledger.events
     assert all(e["task_id"] == task.id for e in events)
     types = [e["event_type"] for e in events]
-    assert types.count("run_started") == 1, types
     assert types.count("agent_output") == 1, types
     assert types.count("run_completed") == 1, types
     assert "run_failed" not in types and "run_cancelled" not in types, types
     assert types[0] == "run_started", types
     assert types[-2:] == ["agent_output", "run_completed"], types
-    # Turn 1 ran twice (the lost attempt may not have flushed its events before the kill).
-    assert types.count("progress_update_completion_started") in (2, 3), types
-    assert types.count("progress_update_run_turn_completed") == 2, types
     output = next(e for e in events if e["event_type"] == "agent_output")
     assert output["data"] == FINAL_ANSWER
     assert output["turn"] == 2
+    if turn_execution == "local":
+        # A and B both ran turns 0 and 1: local turns of one workflow task are recorded
+        # together, when it completes, and A's never completed.
+        assert types.count("run_started") == 2, types
+        assert types.count("progress_update_run_turn_completed") in (2, 3), types
+    else:
+        assert types.count("run_started") == 1, types
+        # Turn 1 ran twice (the lost attempt may not have flushed its events before the kill).
+        assert types.count("progress_update_completion_started") in (2, 3), types
+        assert types.count("progress_update_run_turn_completed") == 2, types
+
+
+def assert_regular_turn_retried(events: Any) -> None:
+    """The killed attempt really was lost and retried after its heartbeat timed out."""
+    started = [
+        e.activity_task_started_event_attributes
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+    ]
+    retried = [s for s in started if s.attempt > 1]
+    assert len(retried) == 1, [s.attempt for s in started]
+    timeout_info = retried[0].last_failure.timeout_failure_info
+    assert timeout_info.timeout_type == TimeoutType.TIMEOUT_TYPE_HEARTBEAT
+
+
+def assert_local_turn_ran_again(events: Any) -> None:
+    """A's workflow task timed out; B's recorded both turns as local-activity markers."""
+    kinds = [e.event_type for e in events]
+    assert EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT in kinds, kinds
+    assert kinds.count(EventType.EVENT_TYPE_MARKER_RECORDED) == 2, kinds
+    assert EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED not in kinds, kinds
