@@ -111,6 +111,10 @@ class Orchestrator:
         event_stream: What owners' event streams retain, and when idle ones close.
         reconnect_timeout: Seconds a subscription keeps retrying an unreachable server
             before it raises ``TemporalUnavailableError``.
+        sandboxed_workflows: Run this process's workflows in the Temporal SDK's sandbox,
+            which catches non-deterministic calls in workflow code. ``False`` runs them
+            unsandboxed: less worker CPU per task (see ``benchmarks/README.md``), and
+            nothing then guards a workflow against a clock, random or I/O call.
 
     Example:
         >>> orchestrator = Orchestrator(temporal_address="localhost:7233")
@@ -135,6 +139,7 @@ class Orchestrator:
         max_running_tasks: int = 500,
         event_stream: EventStreamConfig | None = None,
         reconnect_timeout: float = 60.0,
+        sandboxed_workflows: bool = True,
     ) -> None:
         env = os.environ
         self.temporal_address = temporal_address or env.get("TEMPORAL_ADDRESS") or "localhost:7233"
@@ -164,6 +169,7 @@ class Orchestrator:
         self.max_running_tasks = max_running_tasks
         self.event_stream = event_stream or EventStreamConfig()
         self.reconnect_timeout = reconnect_timeout
+        self.sandboxed_workflows = sandboxed_workflows
 
     # -- connection ----------------------------------------------------------------------
 
@@ -223,7 +229,13 @@ class Orchestrator:
         if self._workers:
             return
         client = await self.client()
-        self._workers = build_workers(client, self._runners, self._model_clients, self.event_stream)
+        self._workers = build_workers(
+            client,
+            self._runners,
+            self._model_clients,
+            self.event_stream,
+            sandboxed=self.sandboxed_workflows,
+        )
         self._worker_tasks = [asyncio.create_task(worker.run()) for worker in self._workers]
 
     async def stop_workers(self) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.publishing import StreamActivities
@@ -88,13 +88,18 @@ def agent_task_queue(agent_name: str, config: AgentWorkerConfig | None = None) -
     return agent_task_queue_name(agent_name)
 
 
-def workflow_runner() -> SandboxedWorkflowRunner:
-    """The sandbox, with Factorial's own deterministic modules passed through (faster)."""
+def workflow_runner(sandboxed: bool = True) -> WorkflowRunner:
+    """The workflow runner: the SDK's sandbox, or none (``Orchestrator(sandboxed_workflows=)``).
+
+    The sandbox checks every workflow module for non-deterministic calls (``datetime.now()``,
+    I/O, threads) and imports it afresh for each workflow run. Only libraries and Factorial's
+    library modules (wire models, events; no workflow code) are passed through, imported once.
+    """
+    if not sandboxed:
+        return UnsandboxedWorkflowRunner()
     return SandboxedWorkflowRunner(
         restrictions=SandboxRestrictions.default.with_passthrough_modules(
             "factorial",
-            "workflows",
-            "activities",
             "pydantic",
             "pydantic_core",
             "openai",
@@ -109,6 +114,7 @@ def build_workers(
     runners: Mapping[str, tuple[BaseAgent[Any], AgentWorkerConfig]],
     clients: ModelClients,
     stream_config: EventStreamConfig | None = None,
+    sandboxed: bool = True,
 ) -> list[Worker]:
     """One worker per agent task queue, one for batches and one for the owners' streams."""
     from workflows import (
@@ -126,7 +132,7 @@ def build_workers(
     }
     activities = AgentActivities(agents, clients, routes, stream_config)
     publish = StreamActivities(stream_config or EventStreamConfig()).publish_events
-    runner = workflow_runner()
+    runner = workflow_runner(sandboxed)
     workers = [
         Worker(
             client,
