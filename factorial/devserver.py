@@ -92,6 +92,8 @@ class DevServer:
         db_filename: SQLite file for persistence; None keeps everything in memory.
         ip: Address to bind; loopback by default.
         log_file: Where the server's output goes (discarded if None).
+        metrics_port: Port of the server's Prometheus ``/metrics`` endpoint (on ``ip``); None
+            lets the server pick a random one (see ``metrics_url``).
     """
 
     def __init__(
@@ -102,12 +104,14 @@ class DevServer:
         db_filename: str | Path | None = None,
         ip: str = "127.0.0.1",
         log_file: str | Path | None = None,
+        metrics_port: int | None = None,
     ) -> None:
         self.ip = ip
         self.port = port or free_port(ip)
         self.ui_port = ui_port
         self.db_filename = Path(db_filename) if db_filename else None
         self.log_file = Path(log_file) if log_file else None
+        self.metrics_port = metrics_port
         self._process: subprocess.Popen[bytes] | None = None
         self._log_handle = None
 
@@ -121,6 +125,16 @@ class DevServer:
         """The Web UI's URL, if it is enabled."""
         return f"http://{self.ip}:{self.ui_port}" if self.ui_port else None
 
+    @property
+    def metrics_url(self) -> str | None:
+        """The URL of the server's Prometheus metrics, if ``metrics_port`` was given."""
+        return f"http://{self.ip}:{self.metrics_port}/metrics" if self.metrics_port else None
+
+    @property
+    def pid(self) -> int | None:
+        """The server process's id while it runs."""
+        return self._process.pid if self._process is not None else None
+
     def command(self) -> list[str]:
         """The command line that starts the server."""
         cmd = [temporal_binary(), "server", "start-dev", "--ip", self.ip, "--port", str(self.port)]
@@ -129,6 +143,8 @@ class DevServer:
             cmd += ["--ui-port", str(self.ui_port)]
         else:
             cmd += ["--headless"]
+        if self.metrics_port:
+            cmd += ["--metrics-port", str(self.metrics_port)]
         if self.db_filename:
             self.db_filename.parent.mkdir(parents=True, exist_ok=True)
             cmd += ["--db-filename", str(self.db_filename)]
