@@ -24,6 +24,7 @@ from factorial._ids import agent_task_queue_name
 from factorial._payloads import MAX_PAYLOAD_BYTES, payload_size
 from factorial._spawn import Spawner, SpawnRequest
 from factorial._wire import (
+    DEFAULT_TURN_EXECUTION,
     RUN_HOOK_ACTIVITY,
     RUN_TURN_ACTIVITY,
     ChildBatchRequest,
@@ -180,9 +181,11 @@ class AgentActivities:
         )
 
     def _child_batch(self, request: SpawnRequest) -> ChildBatchRequest:
-        task_queue, policy = self._routes.get(
-            request.agent_name, (agent_task_queue_name(request.agent_name), TurnPolicy())
+        default = (
+            agent_task_queue_name(request.agent_name),
+            TurnPolicy(turn_execution=DEFAULT_TURN_EXECUTION),
         )
+        task_queue, policy = self._routes.get(request.agent_name, default)
         return ChildBatchRequest(
             batch_id=request.batch_id,
             agent_name=request.agent_name,

@@ -49,6 +49,8 @@ SEARCH_ATTRIBUTES = (SA_OWNER, SA_AGENT, SA_BATCH, SA_STATUS, SA_PARENT)
 #: How a task runs its turns (see ``workflows.agent_task``): ``activity`` as regular
 #: activities, ``local`` as local activities, ``auto`` local while turns are short.
 TurnExecution = Literal["auto", "activity", "local"]
+#: ``AgentWorkerConfig``'s default.
+DEFAULT_TURN_EXECUTION: TurnExecution = "auto"
 
 
 class TurnPolicy(BaseModel):

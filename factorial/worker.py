@@ -21,7 +21,13 @@ from activities.publishing import StreamActivities
 from activities.turn import AgentActivities
 from factorial._ids import agent_task_queue_name
 from factorial._logging import install_turn_failure_log
-from factorial._wire import BATCH_TASK_QUEUE, EVENTS_TASK_QUEUE, TurnExecution, TurnPolicy
+from factorial._wire import (
+    BATCH_TASK_QUEUE,
+    DEFAULT_TURN_EXECUTION,
+    EVENTS_TASK_QUEUE,
+    TurnExecution,
+    TurnPolicy,
+)
 from factorial.agent import BaseAgent
 from factorial.events import EventStreamConfig
 from factorial.models import ModelClients
@@ -54,7 +60,7 @@ class AgentWorkerConfig(BaseModel):
         task_queue: Overrides the agent's task queue name.
     """
 
-    turn_execution: TurnExecution = "auto"
+    turn_execution: TurnExecution = DEFAULT_TURN_EXECUTION
     max_concurrent_turns: int = Field(default=100, ge=1)
     max_concurrent_tasks: int = Field(default=200, ge=1)
     max_retries: int = Field(default=3, ge=0)

@@ -20,7 +20,7 @@ from temporalio.workflow import NondeterminismError
 
 from factorial import Orchestrator
 from factorial._converter import DATA_CONVERTER
-from factorial._wire import BATCH_WORKFLOW
+from factorial._wire import BATCH_WORKFLOW, TurnExecution
 from factorial.worker import workflow_runner
 from tests.record_histories import (
     BATCH_LEAF,
@@ -136,15 +136,23 @@ def test_histories_keep_their_workflow_ids() -> None:
     assert task.workflow_id == SCENARIOS[0]
 
 
-async def test_fresh_histories_replay(
-    orchestrator: Orchestrator, unique: Callable[[str], str]
-) -> None:
-    histories = await record_all(
+async def record_fresh(
+    orchestrator: Orchestrator, unique: Callable[[str], str], turn_execution: TurnExecution
+) -> dict[str, WorkflowHistory]:
+    """Record every scenario of ``turn_execution`` on the session server, under fresh ids."""
+    return await record_all(
         orchestrator,
         prefix=unique("replay"),
         owner=unique("owner"),
         id_suffix="-" + unique("run"),
+        turn_execution=turn_execution,
     )
+
+
+async def test_fresh_histories_replay(
+    orchestrator: Orchestrator, unique: Callable[[str], str]
+) -> None:
+    histories = await record_fresh(orchestrator, unique, "activity")
     assert sorted(histories) == sorted(SCENARIOS)
     batch = histories[BATCH_LEAF]
     started = batch.events[0].workflow_execution_started_event_attributes
@@ -157,13 +165,7 @@ async def test_fresh_histories_replay(
 async def test_fresh_histories_with_local_turns_replay(
     orchestrator: Orchestrator, unique: Callable[[str], str]
 ) -> None:
-    histories = await record_all(
-        orchestrator,
-        prefix=unique("replay"),
-        owner=unique("owner"),
-        id_suffix="-" + unique("run"),
-        turn_execution="local",
-    )
+    histories = await record_fresh(orchestrator, unique, "local")
     assert sorted(histories) == sorted(LOCAL_SCENARIOS)
     for history in histories.values():
         await replay(history)
