@@ -125,6 +125,8 @@ BASELINES = ("raw-activity", "raw-local")
 #: Concurrency limits of every worker (Factorial's ``AgentWorkerConfig`` defaults).
 MAX_CONCURRENT_ACTIVITIES = 100
 MAX_CONCURRENT_WORKFLOW_TASKS = 200
+#: Factorial's default ``Orchestrator(max_running_tasks=...)``.
+DEFAULT_MAX_RUNNING = 200
 #: Raw workflows started concurrently per ``asyncio.gather``.
 START_CHUNK = 200
 POLL_INTERVAL = 0.5
@@ -580,7 +582,11 @@ async def factorial_orchestrator(system: str, args: argparse.Namespace, address:
     """An Orchestrator that runs no workers, with the system's agent, connected."""
     from factorial import Orchestrator
 
-    orchestrator = Orchestrator(temporal_address=address, batch_chunk_size=args.chunk_size)
+    orchestrator = Orchestrator(
+        temporal_address=address,
+        batch_chunk_size=args.chunk_size,
+        max_running_tasks=args.max_running,
+    )
     orchestrator.register_runner(build_agent(system, args.max_turns), worker_config(system))
     await orchestrator.client()
     return orchestrator
@@ -1025,6 +1031,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--db-file", help="SQLite file for the server (new); default in memory")
     parser.add_argument(
         "--chunk-size", type=int, default=200, help="batch_chunk_size; raw-tree's fan-out (200)"
+    )
+    parser.add_argument(
+        "--max-running",
+        type=int,
+        default=DEFAULT_MAX_RUNNING,
+        help=f"Factorial's max_running_tasks per batch ({DEFAULT_MAX_RUNNING})",
     )
     parser.add_argument("--keep-logs", action="store_true", help="keep server and worker logs")
     parser.add_argument(

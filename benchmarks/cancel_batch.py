@@ -58,12 +58,13 @@ def build_agent(turn_seconds: float) -> Any:
     return Agent(name=AGENT_NAME, tools=[noop], max_turns=3, model=ScriptedModel(script))
 
 
-async def serve(address: str, turn_seconds: float) -> None:
+async def serve(address: str, turn_seconds: float, turn_execution: str) -> None:
     """The worker process: an Orchestrator serving the agent until SIGTERM."""
-    from factorial import Orchestrator
+    from factorial import AgentWorkerConfig, Orchestrator
 
     orchestrator = Orchestrator(temporal_address=address)
-    orchestrator.register_runner(agent=build_agent(turn_seconds))
+    config = AgentWorkerConfig(turn_execution=turn_execution)  # type: ignore[arg-type]
+    orchestrator.register_runner(agent=build_agent(turn_seconds), agent_worker_config=config)
     await orchestrator.start_workers()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -83,7 +84,7 @@ async def measure(args: argparse.Namespace, address: str) -> dict[str, Any]:
     from factorial import Orchestrator
     from tests.ledger import EventLedger
 
-    orchestrator = Orchestrator(temporal_address=address)
+    orchestrator = Orchestrator(temporal_address=address, max_running_tasks=args.max_running)
     agent = build_agent(args.turn_seconds)
     orchestrator.register_runner(agent=agent)
     client = await orchestrator.client()
@@ -134,6 +135,8 @@ async def measure(args: argparse.Namespace, address: str) -> dict[str, Any]:
         return {
             "tasks": args.tasks,
             "turn_seconds": args.turn_seconds,
+        "turn_execution": args.turn_execution,
+        "max_running_tasks": args.max_running,
             "run_for_seconds": args.run_for,
             "enqueue_seconds": round(enqueue_seconds, 2),
             "running_before_cancel": running_before,
@@ -180,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, default=20_000)
     parser.add_argument("--run-for", type=float, default=10.0)
     parser.add_argument("--turn-seconds", type=float, default=3.0)
+    parser.add_argument("--turn-execution", default="auto", choices=["auto", "activity", "local"])
+    parser.add_argument("--max-running", type=int, default=200, help="max_running_tasks")
     parser.add_argument("--output", type=Path, default=RESULTS_FILE)
     parser.add_argument(
         "--show-slowest", action="store_true", help="print the slowest cancelled task's history"
@@ -188,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--address", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.role == "worker":
-        asyncio.run(serve(args.address, args.turn_seconds))
+        asyncio.run(serve(args.address, args.turn_seconds, args.turn_execution))
         return 0
 
     from factorial.devserver import DevServer
@@ -197,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     server = DevServer(log_file=workdir / "server.log").start()
     worker = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.cancel_batch", "--role", "worker"]
-        + ["--address", server.address, "--turn-seconds", str(args.turn_seconds)],
+        + ["--address", server.address, "--turn-seconds", str(args.turn_seconds)]
+        + ["--turn-execution", args.turn_execution],
         cwd=REPO_ROOT,
         stdout=open(workdir / "worker.log", "ab"),  # noqa: SIM115 - closed with the process
         stderr=subprocess.STDOUT,

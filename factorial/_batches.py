@@ -38,6 +38,8 @@ from factorial.task import Batch, BatchMetadata
 _CONCURRENT_STARTS = 20
 #: Task starts in flight at once in one batch, over all its leaves (see ``workflows._leaf``).
 MAX_STARTING = 20
+#: Progress reports a root hears from all its leaves, at most (besides their final ones).
+MAX_ROOT_REPORTS = 500
 #: Cancel requests in flight at once.
 _CONCURRENT_CANCELS = 50
 
@@ -92,6 +94,7 @@ def _leaves(
                     "max_running": window,
                     "max_starting": starting,
                     "report_every": _report_every(len(chunks)),
+                    "report_step": _report_step(base),
                 }
             )
         )
@@ -105,9 +108,22 @@ def _report_every(leaves: int) -> float:
     Every report costs the root's history a signal, a workflow task and a ``batch_progress``
     event. At one every ``leaves / 10`` s (ten a second in all) a 50-leaf root passed the
     server's 10,240-event warning after 18 minutes; one a second in all is ten times fewer.
-    The root does not continue as new yet, so a batch that runs for hours still can.
+    ``_report_step`` bounds the reports of a batch that runs for hours.
     """
     return max(1.0, float(leaves))
+
+
+def _report_step(base: wire.BatchInput) -> int:
+    """Progress units a leaf gains between two reports: the root hears at most about
+    ``MAX_ROOT_REPORTS`` progress reports, however long the batch runs.
+
+    The time throttle alone let a root's history grow with the batch's duration (a batch of
+    slow turns running for hours would pass Temporal's 50k-event limit); with this step it is
+    bounded: at most ``MAX_ROOT_REPORTS`` plus one final report per leaf, each about six
+    events (signal, workflow task, ``batch_progress``), so under 10,000 events even with
+    the most leaves a batch may have (1,000).
+    """
+    return math.ceil(max_units(base.max_turns, base.total_tasks) / MAX_ROOT_REPORTS)
 
 
 def _start(client: Client, inp: wire.BatchInput, workflow_id: str, summary: str) -> Awaitable[Any]:

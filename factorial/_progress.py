@@ -59,18 +59,20 @@ class Tally:
         """Record how task ``index`` ended (``completed``, ``failed`` or ``cancelled``)."""
         self.outcomes[index] = outcome
 
+    def done_units(self) -> int:
+        """Progress units so far (see the module docstring)."""
+        if not self.max_turns:
+            return len(self.outcomes)
+        cap = self.max_turns
+        return len(self.outcomes) * cap + sum(
+            min(turns, cap) for i, turns in self.turns.items() if i not in self.outcomes
+        )
+
     def counts(self) -> BatchCounts:
         """The counters so far."""
-        if self.max_turns:
-            cap = self.max_turns
-            done = len(self.outcomes) * cap + sum(
-                min(turns, cap) for i, turns in self.turns.items() if i not in self.outcomes
-            )
-        else:
-            done = len(self.outcomes)
         outcomes = list(self.outcomes.values())
         return BatchCounts(
-            done_units=done,
+            done_units=self.done_units(),
             completed=outcomes.count("completed"),
             failed=outcomes.count("failed"),
             cancelled=outcomes.count("cancelled"),

@@ -281,6 +281,8 @@ class BatchInput(BaseModel):
     max_starting: int = 0
     # Leaf of a root: seconds between its progress reports.
     report_every: float = 1.0
+    # Leaf of a root: progress units its counts must gain before it reports again (0: any).
+    report_step: int = 0
     # Leaf: the lifecycle hooks the agent defines (None: unknown, run the hook activity).
     hooks: list[str] | None = None
     # Root: how many tasks each leaf runs, in chunk order.

@@ -56,7 +56,7 @@ class AgentWorkerConfig(BaseModel):
             boundary once its history is this large; Temporal's hard limit is 50 MiB.
         max_cached_workflows: Task workflows one worker process keeps in memory between
             workflow tasks; more running tasks than this are replayed from history each
-            time (a batch runs at most ``Orchestrator(max_running_tasks=500)`` at once).
+            time (a batch runs at most ``Orchestrator(max_running_tasks=200)`` at once).
         task_queue: Overrides the agent's task queue name.
     """
 

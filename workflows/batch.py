@@ -155,14 +155,24 @@ class BatchWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
 
     async def _report_progress(self) -> None:
-        """Send this leaf's counters to its root, at most once per interval."""
+        """Send this leaf's counters to its root, at most once per interval, and only once
+        they have gained ``report_step`` progress units since the last report."""
         root = workflow.get_external_workflow_handle(self._inp.report_to or "")
         interval = timedelta(seconds=max(1.0, self._inp.report_every))
+        reported = 0
+
+        def due() -> bool:
+            assert self._leaf is not None
+            gained = self._leaf.tally.done_units() - reported
+            return self._dirty and gained >= self._inp.report_step
+
         while True:
-            await workflow.wait_condition(lambda: self._dirty)
+            await workflow.wait_condition(due)
             self._dirty = False
+            report = self._report()
             try:
-                await root.signal(wire.LEAF_REPORT_SIGNAL, self._report())
+                await root.signal(wire.LEAF_REPORT_SIGNAL, report)
+                reported = report.counts.done_units
             except Exception:  # noqa: BLE001 - the root starts just after its leaves; next time
                 self._dirty = True
             await workflow.sleep(interval)

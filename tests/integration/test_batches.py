@@ -329,3 +329,52 @@ async def test_batch_is_findable_by_search_attributes(orchestrator: Orchestrator
     assert await description.static_summary() == f"batch of 3 {agent.name} tasks for {owner}"
     task_description = await client.get_workflow_handle(batch.task_ids[0]).describe()
     assert await task_description.static_summary() == f"{agent.name} task 0 of batch {batch.id}"
+
+
+async def test_root_hears_a_bounded_number_of_leaf_reports(
+    temporal_server, unique, monkeypatch
+) -> None:
+    """However long a batch runs, its root hears at most ``MAX_ROOT_REPORTS`` progress
+    reports from all its leaves, plus one final report per leaf (its history stays bounded)."""
+    from factorial import _batches
+    from factorial import _wire as wire
+
+    monkeypatch.setattr(_batches, "MAX_ROOT_REPORTS", 3)
+    orchestrator = Orchestrator(temporal_address=temporal_server.address, batch_chunk_size=3)
+    agent = Agent(
+        name=unique("reports"),
+        tools=[noop],
+        max_turns=2,
+        model=ScriptedModel([call_tool("noop"), reply("fin")]),
+    )
+    orchestrator.register_runner(agent=agent, agent_worker_config=QUICK)
+    try:
+        await orchestrator.start_workers()
+        owner = unique("owner")
+        async with EventLedger(orchestrator, owner) as ledger:
+            batch = await orchestrator.enqueue_batch(
+                agent=agent, owner_id=owner, payloads=[{}] * 30
+            )
+            await ledger.wait_for_tasks(batch.task_ids)
+            await ledger.wait_until(
+                lambda events: any(e["event_type"] == "batch_completed" for e in events), 60
+            )
+        ledger.assert_exactly_once(batch.task_ids, batch_ids=[batch.id], expected="completed")
+        assert ledger.of_type("batch_completed")[0]["progress"] == 100.0
+
+        client = await orchestrator.client()
+        reports = []
+        async for event in client.get_workflow_handle(batch.id).fetch_history_events():
+            if event.HasField("workflow_execution_signaled_event_attributes"):
+                signaled = event.workflow_execution_signaled_event_attributes
+                if signaled.signal_name == wire.LEAF_REPORT_SIGNAL:
+                    (report,) = await client.data_converter.decode(
+                        signaled.input.payloads, [wire.LeafReport]
+                    )
+                    reports.append(report)
+        finals = [r for r in reports if r.final]
+        assert sorted(r.chunk for r in finals) == list(range(10))
+        # 60 progress units in steps of at least 20: at most three progress reports.
+        assert len(reports) - len(finals) <= 3
+    finally:
+        await orchestrator.close()
