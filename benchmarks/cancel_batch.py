@@ -135,8 +135,8 @@ async def measure(args: argparse.Namespace, address: str) -> dict[str, Any]:
         return {
             "tasks": args.tasks,
             "turn_seconds": args.turn_seconds,
-        "turn_execution": args.turn_execution,
-        "max_running_tasks": args.max_running,
+            "turn_execution": args.turn_execution,
+            "max_running_tasks": args.max_running,
             "run_for_seconds": args.run_for,
             "enqueue_seconds": round(enqueue_seconds, 2),
             "running_before_cancel": running_before,

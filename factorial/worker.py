@@ -154,8 +154,10 @@ def build_workers(
             default_heartbeat_throttle_interval=timedelta(seconds=1),
             max_heartbeat_throttle_interval=timedelta(seconds=2),
             graceful_shutdown_timeout=timedelta(seconds=5),
-            # After a worker dies its cached workflows move to another within 3s (default 10s).
-            sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),
+            # The SDK's default, spelled out: a killed worker's cached workflows move to
+            # another within 10 s. At 3 s a busy worker missed it (0.1 workflow-task
+            # timeouts a task at W(1000, 3) in local mode), and each one cost a full replay.
+            sticky_queue_schedule_to_start_timeout=timedelta(seconds=10),
         )
         for name, (_, config) in runners.items()
     ]
