@@ -281,8 +281,10 @@ class BatchInput(BaseModel):
     max_starting: int = 0
     # Leaf of a root: seconds between its progress reports.
     report_every: float = 1.0
-    # Leaf of a root: progress units its counts must gain before it reports again (0: any).
+    # Leaf of a root: progress units its counts must gain before it reports again (0: any),
+    # and before its first report (0: ``report_step``); leaves' first reports are staggered.
     report_step: int = 0
+    report_first: int = 0
     # Leaf: the lifecycle hooks the agent defines (None: unknown, run the hook activity).
     hooks: list[str] | None = None
     # Root: how many tasks each leaf runs, in chunk order.

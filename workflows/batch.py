@@ -156,15 +156,15 @@ class BatchWorkflow:
 
     async def _report_progress(self) -> None:
         """Send this leaf's counters to its root, at most once per interval, and only once
-        they have gained ``report_step`` progress units since the last report."""
+        they have gained ``report_first`` (then ``report_step``) progress units since the
+        last report."""
         root = workflow.get_external_workflow_handle(self._inp.report_to or "")
         interval = timedelta(seconds=max(1.0, self._inp.report_every))
-        reported = 0
+        reported, step = 0, self._inp.report_first or self._inp.report_step
 
         def due() -> bool:
             assert self._leaf is not None
-            gained = self._leaf.tally.done_units() - reported
-            return self._dirty and gained >= self._inp.report_step
+            return self._dirty and self._leaf.tally.done_units() - reported >= step
 
         while True:
             await workflow.wait_condition(due)
@@ -172,7 +172,7 @@ class BatchWorkflow:
             report = self._report()
             try:
                 await root.signal(wire.LEAF_REPORT_SIGNAL, report)
-                reported = report.counts.done_units
+                reported, step = report.counts.done_units, self._inp.report_step
             except Exception:  # noqa: BLE001 - the root starts just after its leaves; next time
                 self._dirty = True
             await workflow.sleep(interval)

@@ -1,0 +1,48 @@
+"""How ``enqueue_batch`` splits a batch into leaves, and how often each leaf reports."""
+
+from __future__ import annotations
+
+from factorial import _wire as wire
+from factorial._batches import MAX_ROOT_REPORTS, _leaves
+
+
+def plan(tasks: int, chunk: int, max_turns: int | None = 3) -> list[wire.BatchInput]:
+    base = wire.BatchInput(
+        batch_id="b",
+        owner_id="o",
+        agent_name="a",
+        task_queue="q",
+        total_tasks=tasks,
+        max_turns=max_turns,
+    )
+    payloads = [{"i": i} for i in range(tasks)]
+    chunks = [payloads[i : i + chunk] for i in range(0, tasks, chunk)]
+    return _leaves(base, chunks, window=4, starting=1)
+
+
+def test_leaves_cover_the_batch_in_order() -> None:
+    leaves = plan(1000, 200)
+    assert [leaf.first_index for leaf in leaves] == [0, 200, 400, 600, 800]
+    assert [leaf.chunk_index for leaf in leaves] == [0, 1, 2, 3, 4]
+    assert all(leaf.report_to == "b" and leaf.total_tasks == 200 for leaf in leaves)
+
+
+def test_reports_are_bounded_by_the_batch_size_not_its_duration() -> None:
+    leaves = plan(10_000, 200)  # 30,000 progress units
+    step = leaves[0].report_step
+    assert step == 30_000 // MAX_ROOT_REPORTS
+    # A leaf reports after its first threshold, then once per step: all leaves together
+    # send at most MAX_ROOT_REPORTS progress reports, plus one early report each.
+    most = sum(1 + (3 * leaf.total_tasks) // step for leaf in leaves)
+    assert most <= MAX_ROOT_REPORTS + len(leaves)
+
+
+def test_first_reports_are_staggered_across_leaves() -> None:
+    leaves = plan(10_000, 200)
+    firsts = [leaf.report_first for leaf in leaves]
+    assert firsts == sorted(firsts) and len(set(firsts)) > len(leaves) // 2
+    assert 1 <= firsts[0] <= firsts[-1] == leaves[0].report_step
+
+
+def test_small_batches_report_every_change() -> None:
+    assert {(leaf.report_step, leaf.report_first) for leaf in plan(40, 10)} == {(1, 1)}
