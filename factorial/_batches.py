@@ -40,6 +40,8 @@ _CONCURRENT_STARTS = 20
 MAX_STARTING = 20
 #: Progress reports a root hears from all its leaves, at most (besides their final ones).
 MAX_ROOT_REPORTS = 500
+#: Progress reports each leaf sends at least, however many leaves there are.
+MIN_LEAF_REPORTS = 4
 #: Cancel requests in flight at once.
 _CONCURRENT_CANCELS = 50
 
@@ -82,8 +84,8 @@ def _leaves(
     base: wire.BatchInput, chunks: list[list[dict[str, Any]]], window: int, starting: int
 ) -> list[wire.BatchInput]:
     leaves, first = [], 0
-    step = _report_step(base)
     for index, chunk in enumerate(chunks):
+        step = _report_step(base, len(chunk))
         leaves.append(
             base.model_copy(
                 update={
@@ -117,17 +119,22 @@ def _report_every(leaves: int) -> float:
     return max(1.0, float(leaves))
 
 
-def _report_step(base: wire.BatchInput) -> int:
-    """Progress units a leaf gains between two reports: the root hears at most about
-    ``MAX_ROOT_REPORTS`` progress reports, however long the batch runs.
+def _report_step(base: wire.BatchInput, leaf_tasks: int) -> int:
+    """Progress units a leaf gains between two reports: the root hears about
+    ``MAX_ROOT_REPORTS`` progress reports in all, however long the batch runs, and each
+    leaf reports at least ``MIN_LEAF_REPORTS`` times.
 
     The time throttle alone let a root's history grow with the batch's duration (a batch of
     slow turns running for hours would pass Temporal's 50k-event limit); with this step it is
-    bounded: at most ``MAX_ROOT_REPORTS`` plus two per leaf (its staggered first report and
-    its final one), each about six events (signal, workflow task, ``batch_progress``): about
-    4,000 events for 100 leaves (20,000 tasks).
+    bounded by the batch's size: at most ``MAX_ROOT_REPORTS`` or ``MIN_LEAF_REPORTS`` per leaf,
+    whichever is more, plus two per leaf (its staggered first report and its final one), each
+    about six events (signal, workflow task, ``batch_progress``): about 4,000 events for 100
+    leaves (20,000 tasks), about 37,000 for the most a batch may have (1,000; under the
+    50,000 limit, over the 10,240 warning).
     """
-    return math.ceil(max_units(base.max_turns, base.total_tasks) / MAX_ROOT_REPORTS)
+    batch_step = math.ceil(max_units(base.max_turns, base.total_tasks) / MAX_ROOT_REPORTS)
+    leaf_step = max(1, max_units(base.max_turns, leaf_tasks) // MIN_LEAF_REPORTS)
+    return min(batch_step, leaf_step)
 
 
 def _start(client: Client, inp: wire.BatchInput, workflow_id: str, summary: str) -> Awaitable[Any]:

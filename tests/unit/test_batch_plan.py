@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from factorial import _wire as wire
-from factorial._batches import MAX_ROOT_REPORTS, _leaves
+from factorial._batches import MAX_ROOT_REPORTS, MIN_LEAF_REPORTS, _leaves
 
 
 def plan(tasks: int, chunk: int, max_turns: int | None = 3) -> list[wire.BatchInput]:
@@ -30,7 +30,7 @@ def test_leaves_cover_the_batch_in_order() -> None:
 def test_reports_are_bounded_by_the_batch_size_not_its_duration() -> None:
     leaves = plan(10_000, 200)  # 30,000 progress units
     step = leaves[0].report_step
-    assert step == 30_000 // MAX_ROOT_REPORTS
+    assert step == 30_000 // MAX_ROOT_REPORTS  # 60, under a leaf's 600 units / 4
     # A leaf reports after its first threshold, then once per step: all leaves together
     # send at most MAX_ROOT_REPORTS progress reports, plus one early report each.
     most = sum(1 + (3 * leaf.total_tasks) // step for leaf in leaves)
@@ -42,6 +42,11 @@ def test_first_reports_are_staggered_across_leaves() -> None:
     firsts = [leaf.report_first for leaf in leaves]
     assert firsts == sorted(firsts) and len(set(firsts)) > len(leaves) // 2
     assert 1 <= firsts[0] <= firsts[-1] == leaves[0].report_step
+
+
+def test_every_leaf_reports_a_few_times_however_many_leaves() -> None:
+    leaves = plan(100_000, 100, max_turns=10)  # 1,000 leaves of 1,000 units each
+    assert {leaf.report_step for leaf in leaves} == {1000 // MIN_LEAF_REPORTS}
 
 
 def test_small_batches_report_every_change() -> None:
