@@ -39,6 +39,14 @@ def turns_by_query(request: ModelRequest) -> Reply:
     return call_tool("noop")
 
 
+def staggered_turns_by_query(request: ModelRequest) -> Reply:
+    """Like ``turns_by_query``, each turn of task "n" taking 0.3 n s: no two tasks finish a
+    turn at the same moment, so each finished turn can move the bar on its own."""
+    answer = turns_by_query(request)
+    first_user = next(m for m in request.messages if m["role"] == "user")
+    return answer.model_copy(update={"delay": 0.3 * int(first_user["content"])})
+
+
 async def batch_events(orch: Orchestrator, owner: str, batch_id: str, final: str) -> list[dict]:
     events = await collect_events(
         orch,
@@ -93,7 +101,10 @@ async def test_seed_enqueue_many_and_stream_batch(
 @BOTH_TURN_MODES
 async def test_progress_with_max_turns(orchestrator: Orchestrator, unique) -> None:
     agent = Agent(
-        name=unique("stepper"), tools=[noop], max_turns=3, model=ScriptedModel(turns_by_query)
+        name=unique("stepper"),
+        tools=[noop],
+        max_turns=3,
+        model=ScriptedModel(staggered_turns_by_query),
     )
     orchestrator.register_runner(agent=agent, agent_worker_config=QUICK)
     await orchestrator.start_workers()
