@@ -16,6 +16,7 @@ could not, exactly once (its batch carries a publisher id and sequence).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -38,6 +39,8 @@ from factorial._wire import (
     TaskTurnReports,
 )
 from factorial.events import EVENTS_TOPIC, EventStreamConfig
+
+logger = logging.getLogger(__name__)
 
 _MAX_STREAMS = 1_000
 #: How long one flush is retried before its events count as lost (see ``PUBLISHER_TTL``).
@@ -124,19 +127,48 @@ class _Outbox:
     items: list[TaskTurnReport] = field(default_factory=list)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     users: int = 0
+    timer: asyncio.Task[None] | None = None
 
 
 class TurnReporter:
-    """Sends ``task_turn`` reports to batch workflows, coalesced per batch."""
+    """Sends ``task_turn`` reports to batch workflows, coalesced per batch.
+
+    A report without a delay is sent before ``report`` returns, together with whatever other
+    turns buffered for the same batch meanwhile. A report with a delay (a leaf of a root, see
+    ``workflows._leaf``) joins the batch's buffer and ``report`` returns at once; the buffer
+    goes out ``delay`` seconds after its first report, and a failed send is tried again as
+    long. Reports buffered in a worker that stops are lost: they are progress only, and the
+    batch counts those turns when their tasks end.
+    """
 
     def __init__(self, client: Client) -> None:
         self._client = client
         self._outboxes: dict[str, _Outbox] = {}
 
-    async def report(self, batch_workflow_id: str, report: TaskTurnReport) -> None:
-        """Tell a batch that a task finished some turns; returns once it is sent."""
+    async def report(
+        self, batch_workflow_id: str, report: TaskTurnReport, delay: float = 0
+    ) -> None:
+        """Tell a batch that a task finished some turns: now, or within ``delay`` seconds."""
         outbox = self._outboxes.setdefault(batch_workflow_id, _Outbox())
         outbox.items.append(report)
+        if delay <= 0:
+            await self._send(batch_workflow_id, outbox)
+        elif outbox.timer is None:
+            outbox.timer = asyncio.create_task(self._send_later(batch_workflow_id, outbox, delay))
+
+    async def _send_later(self, batch_workflow_id: str, outbox: _Outbox, delay: float) -> None:
+        await asyncio.sleep(delay)
+        outbox.timer = None
+        try:
+            await self._send(batch_workflow_id, outbox)
+        except Exception as err:
+            logger.warning("could not report turns to %s (%s); will retry", batch_workflow_id, err)
+            if outbox.timer is None:
+                outbox.timer = asyncio.create_task(
+                    self._send_later(batch_workflow_id, outbox, delay)
+                )
+
+    async def _send(self, batch_workflow_id: str, outbox: _Outbox) -> None:
         outbox.users += 1
         try:
             async with outbox.lock:
@@ -153,5 +185,5 @@ class TurnReporter:
                         raise
         finally:
             outbox.users -= 1
-            if not outbox.users and not outbox.items:
+            if not outbox.users and not outbox.items and outbox.timer is None:
                 self._outboxes.pop(batch_workflow_id, None)

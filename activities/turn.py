@@ -158,6 +158,7 @@ class AgentActivities:
             await reporter.report(
                 inp.report_to,
                 TaskTurnReport(task_id=inp.task_id, turns=completion.context.turn, index=inp.index),
+                delay=inp.report_delay,
             )
         return output
 

@@ -87,6 +87,8 @@ class TaskInput(BaseModel):
     terminal_events_by_batch: bool = False
     # The task's index in that batch (for its turn reports).
     index: int | None = None
+    # Seconds its turn reports may wait to go with others' in one signal (0: at once).
+    turn_report_delay: float = 0.0
     # The lifecycle hooks its agent defines; None (unknown) runs the hook activity anyway.
     hooks: list[str] | None = None
     # Carried across continue-as-new only.
@@ -121,6 +123,7 @@ class TurnInput(BaseModel):
     parent_task_id: str | None = None
     report_to: str | None = None
     index: int | None = None
+    report_delay: float = 0.0
     # Deferred results delivered since the last turn (for ``on_pending_tool_results``).
     resumed_results: list[ToolResult] = Field(default_factory=list)
 

@@ -194,6 +194,7 @@ class AgentTaskWorkflow:
             parent_task_id=self._inp.parent_task_id,
             report_to=self._inp.report_to,
             index=self._inp.index,
+            report_delay=self._inp.turn_report_delay,
             resumed_results=resumed,
         )
         retry = RetryPolicy(

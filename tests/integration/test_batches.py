@@ -396,3 +396,48 @@ async def test_root_hears_a_bounded_number_of_leaf_reports(
         assert len(progress) <= 2, [(r.chunk, r.counts.done_units) for r in progress]
     finally:
         await orchestrator.close()
+
+
+async def test_leaves_of_a_root_send_their_tasks_turn_reports_together(
+    temporal_server, unique
+) -> None:
+    """A leaf of a root passes progress on every ``report_every`` seconds, so its tasks'
+    turn reports wait up to that long to go in one signal (a lone leaf's go at once)."""
+    from factorial import _wire as wire
+
+    def spread_turns(request: ModelRequest) -> Reply:
+        """Three turns; task "n" takes 0.1 n s a turn, so no two tasks turn together."""
+        first_user = next(m for m in request.messages if m["role"] == "user")
+        answer = reply("fin") if request.turn >= 2 else call_tool("noop")
+        return answer.model_copy(update={"delay": 0.1 * int(first_user["content"])})
+
+    orchestrator = Orchestrator(temporal_address=temporal_server.address, batch_chunk_size=5)
+    agent = Agent(
+        name=unique("spread"), tools=[noop], max_turns=3, model=ScriptedModel(spread_turns)
+    )
+    orchestrator.register_runner(agent=agent, agent_worker_config=QUICK)
+    try:
+        await orchestrator.start_workers()
+        owner = unique("owner")
+        payloads = [{"query": str(n)} for n in range(1, 11)]
+        async with EventLedger(orchestrator, owner) as ledger:
+            batch = await orchestrator.enqueue_batch(agent=agent, owner_id=owner, payloads=payloads)
+            await ledger.wait_for_tasks(batch.task_ids)
+            await ledger.wait_until(
+                lambda events: any(e["event_type"] == "batch_completed" for e in events), 60
+            )
+        ledger.assert_exactly_once(batch.task_ids, batch_ids=[batch.id], expected="completed")
+        assert ledger.of_type("batch_completed")[0]["progress"] == 100.0
+
+        client = await orchestrator.client()
+        for chunk in (0, 1):
+            signals = 0
+            leaf = client.get_workflow_handle(wire.leaf_id_of(batch.id, chunk))
+            async for event in leaf.fetch_history_events():
+                if event.HasField("workflow_execution_signaled_event_attributes"):
+                    name = event.workflow_execution_signaled_event_attributes.signal_name
+                    signals += name == wire.TASK_TURN_SIGNAL
+            # 15 turns over about 3 s, held up to 2 s (two leaves): a few signals, not 15.
+            assert signals <= 4, (chunk, signals)
+    finally:
+        await orchestrator.close()
