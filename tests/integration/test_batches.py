@@ -47,6 +47,32 @@ def staggered_turns_by_query(request: ModelRequest) -> Reply:
     return answer.model_copy(update={"delay": 0.3 * int(first_user["content"])})
 
 
+async def run_to_completion(
+    orch: Orchestrator, agent: Agent, owner: str, payloads: list[dict[str, Any]]
+) -> Any:
+    """Enqueue a batch and wait for it to complete; every task ends once, progress 100."""
+    async with EventLedger(orch, owner) as ledger:
+        batch = await orch.enqueue_batch(agent=agent, owner_id=owner, payloads=payloads)
+        await ledger.wait_for_tasks(batch.task_ids)
+        await ledger.wait_until(
+            lambda events: any(e["event_type"] == "batch_completed" for e in events), 60
+        )
+    ledger.assert_exactly_once(batch.task_ids, batch_ids=[batch.id], expected="completed")
+    assert ledger.of_type("batch_completed")[0]["progress"] == 100.0
+    return batch
+
+
+async def signals_received(client: Any, workflow_id: str, signal_name: str) -> list[Any]:
+    """The ``signal_name`` signals in a workflow's history (their event attributes)."""
+    found = []
+    async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
+        if event.HasField("workflow_execution_signaled_event_attributes"):
+            signaled = event.workflow_execution_signaled_event_attributes
+            if signaled.signal_name == signal_name:
+                found.append(signaled)
+    return found
+
+
 async def batch_events(orch: Orchestrator, owner: str, batch_id: str, final: str) -> list[dict]:
     events = await collect_events(
         orch,
@@ -366,29 +392,14 @@ async def test_root_hears_a_bounded_number_of_leaf_reports(
     try:
         await orchestrator.start_workers()
         owner = unique("owner")
-        async with EventLedger(orchestrator, owner) as ledger:
-            # Two leaves of 10 tasks, two at a time each: each leaf runs for several of its
-            # 2 s report intervals, so a time throttle alone would let it report each time.
-            batch = await orchestrator.enqueue_batch(
-                agent=agent, owner_id=owner, payloads=[{}] * 20
-            )
-            await ledger.wait_for_tasks(batch.task_ids)
-            await ledger.wait_until(
-                lambda events: any(e["event_type"] == "batch_completed" for e in events), 60
-            )
-        ledger.assert_exactly_once(batch.task_ids, batch_ids=[batch.id], expected="completed")
-        assert ledger.of_type("batch_completed")[0]["progress"] == 100.0
-
+        # Two leaves of 10 tasks, two at a time each: each leaf runs for several of its 2 s
+        # report intervals, so a time throttle alone would let it report each time.
+        batch = await run_to_completion(orchestrator, agent, owner, [{}] * 20)
         client = await orchestrator.client()
-        reports = []
-        async for event in client.get_workflow_handle(batch.id).fetch_history_events():
-            if event.HasField("workflow_execution_signaled_event_attributes"):
-                signaled = event.workflow_execution_signaled_event_attributes
-                if signaled.signal_name == wire.LEAF_REPORT_SIGNAL:
-                    (report,) = await client.data_converter.decode(
-                        signaled.input.payloads, [wire.LeafReport]
-                    )
-                    reports.append(report)
+        reports = [
+            (await client.data_converter.decode(signaled.input.payloads, [wire.LeafReport]))[0]
+            for signaled in await signals_received(client, batch.id, wire.LEAF_REPORT_SIGNAL)
+        ]
         assert sorted(r.chunk for r in reports if r.final) == [0, 1]
         # 40 units in all, a step of 20: leaf 0 first reports at 10 of its 20 units and
         # leaf 1 at 20 (its end), so at most one progress report each.
@@ -420,23 +431,11 @@ async def test_leaves_of_a_root_send_their_tasks_turn_reports_together(
         await orchestrator.start_workers()
         owner = unique("owner")
         payloads = [{"query": str(n)} for n in range(1, 11)]
-        async with EventLedger(orchestrator, owner) as ledger:
-            batch = await orchestrator.enqueue_batch(agent=agent, owner_id=owner, payloads=payloads)
-            await ledger.wait_for_tasks(batch.task_ids)
-            await ledger.wait_until(
-                lambda events: any(e["event_type"] == "batch_completed" for e in events), 60
-            )
-        ledger.assert_exactly_once(batch.task_ids, batch_ids=[batch.id], expected="completed")
-        assert ledger.of_type("batch_completed")[0]["progress"] == 100.0
-
+        batch = await run_to_completion(orchestrator, agent, owner, payloads)
         client = await orchestrator.client()
         for chunk in (0, 1):
-            signals = 0
-            leaf = client.get_workflow_handle(wire.leaf_id_of(batch.id, chunk))
-            async for event in leaf.fetch_history_events():
-                if event.HasField("workflow_execution_signaled_event_attributes"):
-                    name = event.workflow_execution_signaled_event_attributes.signal_name
-                    signals += name == wire.TASK_TURN_SIGNAL
+            leaf_id = wire.leaf_id_of(batch.id, chunk)
+            signals = len(await signals_received(client, leaf_id, wire.TASK_TURN_SIGNAL))
             # 15 turns over about 3 s, held up to 2 s (two leaves): a few signals, not 15.
             assert signals <= 4, (chunk, signals)
     finally:
