@@ -22,6 +22,7 @@ EVENTS_WORKFLOW = "OwnerEventsWorkflow"
 #: The owners' event streams run on a task queue of their own, served by every worker.
 EVENTS_TASK_QUEUE = "factorial-events"
 PUBLISH_EVENTS_ACTIVITY = "publish_events"
+CANCEL_WORKFLOWS_ACTIVITY = "cancel_workflows"
 #: The ``workflow_streams`` protocol by name (as its README documents it; the unit test of
 #: ``workflows._stream`` checks these against the SDK).
 STREAM_PUBLISH_SIGNAL = "__temporal_workflow_stream_publish"
@@ -342,6 +343,9 @@ class LeafReport(BaseModel):
     chunk: int
     counts: BatchCounts
     final: bool = False
+    #: On the final report of a stopped leaf: the tasks it cancelled, whose ``run_cancelled``
+    #: the root announces (so the leaf's ending is one signal, not two).
+    cancelled: list[str] = Field(default_factory=list)
 
 
 class SubBatchProgress(BaseModel):

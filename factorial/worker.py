@@ -17,6 +17,7 @@ from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.cancelling import cancel_workflows
 from activities.publishing import StreamActivities
 from activities.turn import AgentActivities
 from factorial._ids import agent_task_queue_name
@@ -166,7 +167,7 @@ def build_workers(
             client,
             task_queue=BATCH_TASK_QUEUE,
             workflows=[BatchWorkflow, LegacyBatchWorkflow],
-            activities=[publish],
+            activities=[publish, cancel_workflows],
             workflow_runner=runner,
             max_concurrent_workflow_tasks=50,
         )

@@ -13,7 +13,11 @@ their histories to ``tests/histories/``:
   of two (``batch_chunk_size=2``): the root, which gets its payloads by ``add_chunk`` updates,
   and its first leaf, which reports its progress to the root.
 * ``batch_cancelled.json``: a batch cancelled with ``cancel_batch`` while its tasks run slow
-  turns.
+  turns; it cancels them by a local activity (``workflows._cancel``).
+* ``batch_root_cancelled.json`` and ``batch_root_cancelled_part0.json``: the root of a batch
+  of three tasks in leaves of two, cancelled likewise, and its first leaf. The root cancels
+  its leaves by a local activity too, and announces the ``run_cancelled`` of the tasks the
+  leaf lists in its final report.
 * ``owner_events_idle.json``: an owner's event stream (idle timeout 1 s) that takes one
   task's events, then closes for lack of publishers and subscribers.
 
@@ -23,6 +27,10 @@ their histories to ``tests/histories/``:
 
 ``tests/histories/v0.1/`` holds histories recorded by 0.1 (tasks, ``BatchWorkflow`` batches
 and two event-stream runs); they are never re-recorded, and must keep replaying.
+``tests/histories/older/`` likewise keeps histories of code since changed behind a
+``workflow.patched``: ``batch_cancelled.json`` and ``batch_root_cancelled.json`` are a leaf
+and a root that cancelled their tasks or leaves with one ``RequestCancelExternal`` command
+each (before ``leaf-stop-by-local-activity`` and ``root-cancel-by-local-activity``).
 
 A task's id is its file's name; a batch's id is random (``batch-<hex>``), and its first leaf's
 is ``{batch_id}-part0``. ``load_history`` takes the workflow id from the history's started
@@ -72,9 +80,11 @@ BATCH_LEAF = "batch_leaf"
 BATCH_ROOT = "batch_root"
 BATCH_ROOT_PART0 = "batch_root_part0"
 BATCH_CANCELLED = "batch_cancelled"
+BATCH_ROOT_CANCELLED = "batch_root_cancelled"
+BATCH_ROOT_CANCELLED_PART0 = "batch_root_cancelled_part0"
 OWNER_EVENTS = "owner_events_idle"
 TASK_SCENARIOS = (BASIC, STEER_DEFERRED, CANCELLED, FANOUT)
-BATCH_SCENARIOS = (BATCH_LEAF, BATCH_ROOT, BATCH_CANCELLED)
+BATCH_SCENARIOS = (BATCH_LEAF, BATCH_ROOT, BATCH_CANCELLED, BATCH_ROOT_CANCELLED)
 # Every recorded history (one file each); the chunked batch records its root and a leaf.
 SCENARIOS = (
     *TASK_SCENARIOS,
@@ -82,13 +92,18 @@ SCENARIOS = (
     BATCH_ROOT,
     BATCH_ROOT_PART0,
     BATCH_CANCELLED,
+    BATCH_ROOT_CANCELLED,
+    BATCH_ROOT_CANCELLED_PART0,
     OWNER_EVENTS,
 )
 V01_DIR = HISTORIES_DIR / "v0.1"
+OLDER_DIR = HISTORIES_DIR / "older"
 LOCAL_DIR = HISTORIES_DIR / "local"
 #: What is recorded with local turns (a batch's own history does not depend on the mode).
 LOCAL_SCENARIOS = TASK_SCENARIOS
-CANCELED_SCENARIOS = frozenset({CANCELLED, BATCH_CANCELLED})
+CANCELED_SCENARIOS = frozenset(
+    {CANCELLED, BATCH_CANCELLED, BATCH_ROOT_CANCELLED, BATCH_ROOT_CANCELLED_PART0}
+)
 BATCH_CHUNK_SIZE = 2
 STEERING_MESSAGE = {"role": "user", "content": "Please also say thank you."}
 _WAIT = 30.0
@@ -157,20 +172,22 @@ def build_agents(prefix: str) -> dict[str, Agent]:
                 [call_tool("request_approval", amount=100), reply("Paid 100. Thank you!")]
             ),
         ),
-        CANCELLED: Agent(
-            name=f"{prefix}_cancelled",
-            instructions="You think slowly.",
-            model=ScriptedModel([reply("never sent", delay=120)]),
-        ),
+        CANCELLED: _slow_agent(f"{prefix}_cancelled"),
         BATCH_LEAF: _batch_agent(f"{prefix}_batch_leaf"),
         BATCH_ROOT: _batch_agent(f"{prefix}_batch_root"),
-        BATCH_CANCELLED: Agent(
-            name=f"{prefix}_batch_cancelled",
-            instructions="You think slowly.",
-            model=ScriptedModel([reply("never sent", delay=120)]),
-        ),
+        BATCH_CANCELLED: _slow_agent(f"{prefix}_batch_cancelled"),
+        BATCH_ROOT_CANCELLED: _slow_agent(f"{prefix}_batch_root_cancelled"),
         OWNER_EVENTS: Agent(name=f"{prefix}_owner_events", model=ScriptedModel([reply("2")])),
     }
+
+
+def _slow_agent(name: str) -> Agent:
+    """A first turn that takes two minutes: long enough to be cancelled while it runs."""
+    return Agent(
+        name=name,
+        instructions="You think slowly.",
+        model=ScriptedModel([reply("never sent", delay=120)]),
+    )
 
 
 def _batch_agent(name: str) -> Agent:
@@ -334,6 +351,27 @@ async def run_batch_cancelled(orch: Orchestrator, agent: Agent, owner: str) -> d
     return {BATCH_CANCELLED: batch.id}
 
 
+async def run_batch_root_cancelled(orch: Orchestrator, agent: Agent, owner: str) -> dict[str, str]:
+    """Three tasks in leaves of two, cancelled while every task's first (slow) turn runs."""
+    chunked = Orchestrator(client=await orch.client(), batch_chunk_size=BATCH_CHUNK_SIZE)
+    # Regular turns: a local turn would hold its workflow task for the whole slow turn.
+    chunked.register_runner(
+        agent=agent, agent_worker_config=AgentWorkerConfig(turn_execution="activity")
+    )
+    try:
+        payloads = [AgentContext(query=f"Think about it. ({i})") for i in range(3)]
+        batch = await chunked.enqueue_batch(agent=agent, owner_id=owner, payloads=payloads)
+        for task_id in batch.task_ids:
+            await _poll(lambda t=task_id: _turn_running(orch, t), f"the slow turn of {task_id}")
+        cancelled = await asyncio.wait_for(chunked.cancel_batch(batch.id), _WAIT)
+    finally:
+        await chunked.close()
+    assert cancelled.metadata.status == "cancelled", cancelled
+    for task_id in batch.task_ids:
+        assert await orch.get_task_status(task_id) == TaskStatus.CANCELLED, task_id
+    return {BATCH_ROOT_CANCELLED: batch.id, BATCH_ROOT_CANCELLED_PART0: leaf_id_of(batch.id, 0)}
+
+
 async def run_owner_events(orch: Orchestrator, agent: Agent, owner: str) -> dict[str, str]:
     """A stream with a 1 s idle timeout takes one task's events, then closes (completes)."""
     client = await orch.client()
@@ -356,6 +394,7 @@ _BATCH_RUNNERS = {
     BATCH_LEAF: run_batch_leaf,
     BATCH_ROOT: run_batch_root,
     BATCH_CANCELLED: run_batch_cancelled,
+    BATCH_ROOT_CANCELLED: run_batch_root_cancelled,
     OWNER_EVENTS: run_owner_events,
 }
 

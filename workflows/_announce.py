@@ -1,4 +1,5 @@
-"""The batch events a root (or a lone leaf) announces: progress, then one ending.
+"""The batch events a root (or a lone leaf) announces: progress, then one ending; and the
+terminal events of a batch's tasks (``announce_end``).
 
 ``batch_progress`` goes out whenever the progress or the count of ended tasks changes; while
 a send is in flight, newer progress replaces the queued one, so a busy batch sends the latest
@@ -20,6 +21,19 @@ with workflow.unsafe.imports_passed_through():
     from factorial._progress import max_units, percent
 
 
+def announce_end(events: StreamEmitter, agent_name: str, result: wire.SubTaskResult) -> None:
+    """A task's terminal events, from its result: ``agent_output`` and ``run_completed``,
+    ``run_cancelled`` or ``run_failed``."""
+    task = {"task_id": result.task_id, "agent_name": agent_name}
+    if result.status == "completed":
+        events.emit(ev.AGENT_OUTPUT, **task, turn=result.turn, data=result.output)
+        events.emit(ev.RUN_COMPLETED, **task, turn=result.turn)
+    elif result.status == "cancelled":
+        events.emit(ev.RUN_CANCELLED, **task)
+    else:
+        events.emit(ev.RUN_FAILED, **task, error=result.error)
+
+
 class Announcer:
     """Publishes one batch's events."""
 
@@ -37,6 +51,12 @@ class Announcer:
             self._events.emit(
                 ev.BATCH_PROGRESS, coalesce=True, **self._fields(counts, value, "active")
             )
+
+    def tasks_cancelled(self, task_ids: list[str]) -> None:
+        """Announce ``run_cancelled`` for tasks a leaf stopped (from its final report)."""
+        for task_id in task_ids:
+            result = wire.SubTaskResult(task_id=task_id, status="cancelled")
+            announce_end(self._events, self._inp.agent_name, result)
 
     def ended(self, counts: wire.BatchCounts, status: str) -> None:
         """Announce the batch's end: ``batch_completed`` (at 100%) or ``batch_cancelled``."""

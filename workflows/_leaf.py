@@ -8,12 +8,19 @@ second, and a start cannot be withdrawn once sent, so a long queue of them would
 starting for many seconds after a cancel (500 in flight took 27 s to drain).
 
 Each task's end is announced here, from the child's result: ``agent_output`` and
-``run_completed``, ``run_failed`` or ``run_cancelled``, once.
+``run_completed``, ``run_failed`` or ``run_cancelled``, once. A stopped leaf of a root leaves
+its cancelled tasks' ``run_cancelled`` to the root, in its final report: one signal at its
+end instead of two (its events, then the report), which on 2 cores took a second off
+cancelling a 20,000-task batch.
 
 Stopping (the batch is cancelled, or a forking tool's deadline passed): no task starts any
 more, and each running one is asked to cancel; a task whose start is still in flight is
 cancelled as soon as it has started, so none slips through. The leaf then waits until every
 task it started has ended, and counts the ones it never started as cancelled.
+
+The running tasks are asked by one local activity (``workflows._cancel``), not by
+``ChildWorkflowHandle.cancel``: cancelling a 20,000-task batch on 2 cores, the 100 leaves'
+confirmations of those requests queued behind one another for seconds.
 """
 
 from __future__ import annotations
@@ -30,11 +37,12 @@ from temporalio.exceptions import (
     is_cancelled_exception,
 )
 
+from workflows._announce import announce_end
+from workflows._cancel import cancel_workflows
 from workflows._emitter import StreamEmitter
 
 with workflow.unsafe.imports_passed_through():
     from factorial import _wire as wire
-    from factorial import events as ev
     from factorial._progress import Tally
 
 
@@ -42,6 +50,9 @@ with workflow.unsafe.imports_passed_through():
 DEFAULT_MAX_STARTING = 20
 #: Longest a turn report of a leaf of a root waits to go with others (see ``_start``).
 MAX_TURN_REPORT_DELAY = 10.0
+#: Leaves stopped before this change cancelled each running task through its handle, and
+#: announced every cancelled task themselves.
+STOP_PATCH = "leaf-stop-by-local-activity"
 
 
 class Leaf:
@@ -63,6 +74,9 @@ class Leaf:
         self._tasks: set[asyncio.Task[None]] = set()
         self._started: set[int] = set()
         self._stop_reason: str | None = None
+        self._cancelling: asyncio.Task[None] | None = None
+        #: Once a leaf of a root stops: the tasks it cancelled, for its root to announce.
+        self.unannounced: list[str] | None = None
 
     @property
     def indices(self) -> range:
@@ -95,12 +109,21 @@ class Leaf:
         if self._stopped:
             return
         self._stop_reason = reason
-        for handle in self._handles.values():
-            handle.cancel()
+        if not workflow.patched(STOP_PATCH):
+            for handle in self._handles.values():
+                handle.cancel()
+            return
+        if self._inp.report_to is not None:
+            self.unannounced = []
+        if self._handles:
+            ids = [wire.task_id_of(self._inp.batch_id, index) for index in self._handles]
+            self._cancelling = asyncio.create_task(cancel_workflows(ids))
 
     async def wait(self) -> None:
         """Wait until every task started has ended; count those never started as cancelled."""
         await workflow.wait_condition(lambda: self._running == 0)
+        if self._cancelling is not None:
+            await self._cancelling
         if self._stopped:
             for index in self.indices:
                 if index not in self._started and index not in self.tally.outcomes:
@@ -206,20 +229,11 @@ class Leaf:
         self.tally.ended(index, result.status)
         if self._inp.collect_results:
             self.results[index] = result
-        if announce:
-            self._announce(result)
+        if announce and result.status == "cancelled" and self.unannounced is not None:
+            self.unannounced.append(result.task_id)
+        elif announce:
+            announce_end(self._events, self._inp.agent_name, result)
         self._changed()
-
-    def _announce(self, result: wire.SubTaskResult) -> None:
-        """A task's terminal events, in order before the progress they make."""
-        task = {"task_id": result.task_id, "agent_name": self._inp.agent_name}
-        if result.status == "completed":
-            self._events.emit(ev.AGENT_OUTPUT, **task, turn=result.turn, data=result.output)
-            self._events.emit(ev.RUN_COMPLETED, **task, turn=result.turn)
-        elif result.status == "cancelled":
-            self._events.emit(ev.RUN_CANCELLED, **task)
-        else:
-            self._events.emit(ev.RUN_FAILED, **task, error=result.error)
 
 
 def _error_text(err: ChildWorkflowError) -> str:

@@ -3,8 +3,11 @@
 The client starts the leaves (each with its payloads, so no payload passes through the
 root's history) and then the root. Leaves report their counters by signal now and then, and
 once more, marked final, when they end; the batch is over when every leaf has reported final.
-Cancelling the root asks every leaf still running to cancel and waits for their final
-reports; a leaf silent for ``LEAF_TIMEOUT`` after that is counted as cancelled.
+A leaf that was stopped lists the tasks it cancelled in its final report, and the root
+announces their ``run_cancelled``.
+Cancelling the root asks every leaf still running to cancel (one local activity,
+``workflows._cancel``) and waits for their final reports; a leaf silent for
+``LEAF_TIMEOUT`` after that is counted as cancelled.
 """
 
 from __future__ import annotations
@@ -15,19 +18,30 @@ from datetime import timedelta
 
 from temporalio import workflow
 
+from workflows._cancel import cancel_workflows
+
 with workflow.unsafe.imports_passed_through():
     from factorial import _wire as wire
     from factorial._progress import combine, lost
 
 LEAF_TIMEOUT = timedelta(minutes=10)
+#: Roots before this change cancelled their leaves by one ``RequestCancelExternal`` command
+#: each, and ignored the tasks a leaf's final report lists as cancelled.
+PATCH = "root-cancel-by-local-activity"
 
 
 class Root:
     """Tracks the leaves of one batch."""
 
-    def __init__(self, inp: wire.BatchInput, changed: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        inp: wire.BatchInput,
+        changed: Callable[[], None],
+        tasks_cancelled: Callable[[list[str]], None],
+    ) -> None:
         self._inp = inp
         self._changed = changed
+        self._tasks_cancelled = tasks_cancelled
         self._counts: dict[int, wire.BatchCounts] = {}
         self._finished: set[int] = set()
 
@@ -40,6 +54,9 @@ class Root:
             self._counts[report.chunk] = report.counts
             if report.final:
                 self._finished.add(report.chunk)
+                # Their run_cancelled before any progress that counts them.
+                if report.cancelled and workflow.patched(PATCH):
+                    self._tasks_cancelled(report.cancelled)
             self._changed()
 
     def counts(self) -> wire.BatchCounts:
@@ -53,7 +70,10 @@ class Root:
     async def cancel(self) -> None:
         """Cancel every leaf still running and wait until each has ended (or gone silent)."""
         running = [k for k in range(len(self._inp.leaf_sizes)) if k not in self._finished]
-        await asyncio.gather(*(self._cancel_leaf(k) for k in running))
+        if workflow.patched(PATCH):
+            await cancel_workflows([wire.leaf_id_of(self._inp.batch_id, k) for k in running])
+        else:
+            await asyncio.gather(*(self._cancel_leaf(k) for k in running))
         try:
             await workflow.wait_condition(self._all_finished, timeout=LEAF_TIMEOUT)
         except TimeoutError:
@@ -78,6 +98,7 @@ class Root:
         return range(first, first + self._inp.leaf_sizes[chunk])
 
     async def _cancel_leaf(self, chunk: int) -> None:
+        """How roots cancelled before ``PATCH`` replay."""
         leaf = workflow.get_external_workflow_handle(wire.leaf_id_of(self._inp.batch_id, chunk))
         try:
             await leaf.cancel()

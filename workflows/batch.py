@@ -53,8 +53,8 @@ class BatchWorkflow:
             inp.owner_id, {"batch_id": inp.batch_id, "owner_id": inp.owner_id}
         )
         self._leaf = Leaf(inp, self._events, self._changed) if inp.is_leaf else None
-        self._root = None if inp.is_leaf else Root(inp, self._changed)
         self._announcer = Announcer(inp, self._events) if inp.report_to is None else None
+        self._root = None if inp.is_leaf else Root(inp, self._changed, self._tasks_cancelled)
         self._dirty = False
 
     @workflow.run
@@ -126,6 +126,10 @@ class BatchWorkflow:
         assert self._root is not None
         return self._root.counts()
 
+    def _tasks_cancelled(self, task_ids: list[str]) -> None:
+        assert self._announcer is not None
+        self._announcer.tasks_cancelled(task_ids)
+
     def _changed(self) -> None:
         self._dirty = True
         if self._announcer is not None and self._status == "active":
@@ -194,4 +198,7 @@ class BatchWorkflow:
             delay = min(delay * 2, 30.0)
 
     def _report(self, *, final: bool = False) -> wire.LeafReport:
-        return wire.LeafReport(chunk=self._inp.chunk_index, counts=self._counts(), final=final)
+        report = wire.LeafReport(chunk=self._inp.chunk_index, counts=self._counts(), final=final)
+        if final and self._leaf is not None and self._leaf.unannounced:
+            report.cancelled = self._leaf.unannounced
+        return report

@@ -23,13 +23,17 @@ from factorial._converter import DATA_CONVERTER
 from factorial._wire import BATCH_WORKFLOW, TurnExecution
 from factorial.worker import workflow_runner
 from tests.record_histories import (
+    BATCH_CANCELLED,
     BATCH_LEAF,
     BATCH_ROOT,
+    BATCH_ROOT_CANCELLED,
+    BATCH_ROOT_CANCELLED_PART0,
     BATCH_ROOT_PART0,
     CANCELLED,
     HISTORIES_DIR,
     LOCAL_DIR,
     LOCAL_SCENARIOS,
+    OLDER_DIR,
     SCENARIOS,
     V01_DIR,
     load_history,
@@ -88,6 +92,21 @@ async def test_local_turn_replay_detects_nondeterminism() -> None:
 @pytest.mark.parametrize("name", V01_HISTORIES)
 async def test_history_of_0_1_replays(name: str) -> None:
     await replay(load_history(V01_DIR / name))
+
+
+@pytest.mark.parametrize(
+    "scenario", [BATCH_CANCELLED, BATCH_ROOT_CANCELLED, BATCH_ROOT_CANCELLED_PART0]
+)
+async def test_batch_cancelled_by_commands_before_the_patch_replays(scenario: str) -> None:
+    """A leaf or root that sent one ``RequestCancelExternal`` per task or leaf still replays,
+    and today's cancel them by a local activity instead."""
+    cancel_external = EventType.EVENT_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED
+    older = load_history(OLDER_DIR / f"{scenario}.json")
+    assert cancel_external in [e.event_type for e in older.events]
+    await replay(older)
+    current = load_history(HISTORIES_DIR / f"{scenario}.json")
+    kinds = [e.event_type for e in current.events]
+    assert cancel_external not in kinds and EventType.EVENT_TYPE_MARKER_RECORDED in kinds
 
 
 def test_0_1_histories_cover_every_workflow() -> None:
