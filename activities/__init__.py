@@ -1,5 +1,5 @@
 """Temporal activity definitions: all I/O (model calls, tools, hooks, publishing) happens here."""
 
-from activities.turn import AgentActivities
+from factorial.activities.turn import AgentActivities
 
 __all__ = ["AgentActivities"]

@@ -1,4 +1,4 @@
-"""``cancel_workflows``: a batch root asks its leaves to cancel, straight through the client.
+"""``cancel_workflows``: a batch workflow asks its leaves or tasks to cancel, through the client.
 
 A ``RequestCancelExternalWorkflowExecution`` command per leaf queues behind the server's
 other cross-workflow work: cancelling a 20,000-task batch on 2 cores, the root's 100 requests

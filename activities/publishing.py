@@ -135,8 +135,8 @@ class TurnReporter:
 
     A report without a delay is sent before ``report`` returns, together with whatever other
     turns buffered for the same batch meanwhile. A report with a delay (a leaf of a root, see
-    ``workflows._leaf``) joins the batch's buffer and ``report`` returns at once; the buffer
-    goes out ``delay`` seconds after its first report, and a failed send is tried again as
+    ``factorial.workflows._leaf``) joins the batch's buffer and ``report`` returns at once; the
+    buffer goes out ``delay`` seconds after its first report, and a failed send is tried again as
     long. Reports buffered in a worker that stops are lost: they are progress only, and the
     batch counts those turns when their tasks end.
     """

@@ -18,7 +18,6 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.publishing import EventStreams, TurnReporter
 from factorial import events as ev
 from factorial._ids import agent_task_queue_name
 from factorial._payloads import MAX_PAYLOAD_BYTES, payload_size
@@ -35,6 +34,7 @@ from factorial._wire import (
     TurnOutput,
     TurnPolicy,
 )
+from factorial.activities.publishing import EventStreams, TurnReporter
 from factorial.agent import BaseAgent, TurnCompletion
 from factorial.context import ExecutionContext
 from factorial.errors import FactorialError, ModelBehaviorError, ModelHTTPError, UserError

@@ -1,7 +1,7 @@
 """The raw Temporal baselines of ``benchmarks.batch_10k``: the same shape with trivial turns.
 
 A module of its own, small like a user's workflow module, because the workflow sandbox
-imports it afresh for every workflow run, as it does Factorial's ``workflows``: the raw
+imports it afresh for every workflow run, as it does ``factorial.workflows``: the raw
 worker runs the sandbox with its default pass-through list.
 """
 

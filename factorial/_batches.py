@@ -36,7 +36,8 @@ from factorial.task import Batch, BatchMetadata
 
 #: Leaf starts in flight at once.
 _CONCURRENT_STARTS = 20
-#: Task starts in flight at once in one batch, over all its leaves (see ``workflows._leaf``).
+#: Task starts in flight at once in one batch, over all its leaves
+#: (see ``factorial.workflows._leaf``).
 MAX_STARTING = 20
 #: Progress reports a root hears from all its leaves, at most (besides their final ones).
 MAX_ROOT_REPORTS = 500

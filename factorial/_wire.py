@@ -24,7 +24,7 @@ EVENTS_TASK_QUEUE = "factorial-events"
 PUBLISH_EVENTS_ACTIVITY = "publish_events"
 CANCEL_WORKFLOWS_ACTIVITY = "cancel_workflows"
 #: The ``workflow_streams`` protocol by name (as its README documents it; the unit test of
-#: ``workflows._stream`` checks these against the SDK).
+#: ``factorial.workflows._stream`` checks these against the SDK).
 STREAM_PUBLISH_SIGNAL = "__temporal_workflow_stream_publish"
 STREAM_POLL = "__temporal_workflow_stream_poll"
 STREAM_OFFSET_QUERY = "__temporal_workflow_stream_offset"
@@ -47,7 +47,7 @@ SA_PARENT = "FactorialParentTaskId"
 SEARCH_ATTRIBUTES = (SA_OWNER, SA_AGENT, SA_BATCH, SA_STATUS, SA_PARENT)
 
 
-#: How a task runs its turns (see ``workflows.agent_task``): ``activity`` as regular
+#: How a task runs its turns (see ``factorial.workflows.agent_task``): ``activity`` as regular
 #: activities, ``local`` as local activities, ``auto`` local while turns are short.
 TurnExecution = Literal["auto", "activity", "local"]
 #: ``AgentWorkerConfig``'s default.
@@ -241,7 +241,7 @@ class PublishEventsInput(BaseModel):
 # -- batches -------------------------------------------------------------------------------
 
 BATCH_WORKFLOW = "AgentBatchWorkflow"
-#: Batches started by 0.1 (``workflows.legacy_batch``), kept running until they finish.
+#: Batches started by 0.1 (``factorial.workflows.legacy_batch``), kept running until they finish.
 LEGACY_BATCH_WORKFLOW = "BatchWorkflow"
 BATCH_WORKFLOWS = (BATCH_WORKFLOW, LEGACY_BATCH_WORKFLOW)
 #: Batches get a task queue of their own, served by every worker process, so their queries

@@ -2,7 +2,8 @@
 
 Every event is a flat dict with ``event_type``, ``task_id``, ``owner_id``, ``agent_name`` and an
 ISO ``timestamp`` plus its own fields. Events reach subscribers through the owner's durable
-stream (see ``workflows.owner_events``); subscribers also see an ``offset`` to resume from.
+stream (see ``factorial.workflows.owner_events``); subscribers also see an ``offset`` to resume
+from.
 """
 
 from __future__ import annotations

@@ -104,7 +104,7 @@ class Orchestrator:
         model_api_keys: Model provider keys by provider (``{"openai": "sk-..."}``); the
             environment (``OPENAI_API_KEY``, ...) fills in the rest.
         model_base_urls: Model provider base URLs by provider.
-        batch_chunk_size: Tasks per leaf of a batch's tree (see ``workflows.batch``); a
+        batch_chunk_size: Tasks per leaf of a batch's tree (see ``factorial.workflows.batch``); a
             batch of more tasks is split into leaves of this size.
         max_running_tasks: Tasks of one batch that run at once, at most; the others wait
             their turn (``queued``), so a worker's workflow cache does not thrash. It also

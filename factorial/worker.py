@@ -17,9 +17,6 @@ from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.cancelling import cancel_workflows
-from activities.publishing import StreamActivities
-from activities.turn import AgentActivities
 from factorial._ids import agent_task_queue_name
 from factorial._logging import install_turn_failure_log
 from factorial._wire import (
@@ -29,6 +26,9 @@ from factorial._wire import (
     TurnExecution,
     TurnPolicy,
 )
+from factorial.activities.cancelling import cancel_workflows
+from factorial.activities.publishing import StreamActivities
+from factorial.activities.turn import AgentActivities
 from factorial.agent import BaseAgent
 from factorial.events import EventStreamConfig
 from factorial.models import ModelClients
@@ -42,7 +42,7 @@ class AgentWorkerConfig(BaseModel):
             ``"local"`` as local activities (one server round trip per turn instead of two;
             cancellation, queries and steering reach a running local turn only when it ends
             or every 8 s), ``"auto"`` local while the previous turn took under 2 s, else
-            regular (see ``workflows._turn_mode``).
+            regular (see ``factorial.workflows._turn_mode``).
         max_concurrent_turns: Turn activities (regular and local) one worker process runs
             at once.
         max_concurrent_tasks: Task workflow activations one worker process runs at once.
@@ -99,14 +99,16 @@ def workflow_runner(sandboxed: bool = True) -> WorkflowRunner:
     """The workflow runner: the SDK's sandbox, or none (``Orchestrator(sandboxed_workflows=)``).
 
     The sandbox checks every workflow module for non-deterministic calls (``datetime.now()``,
-    I/O, threads) and imports it afresh for each workflow run. Only libraries and Factorial's
-    library modules (wire models, events; no workflow code) are passed through, imported once.
+    I/O, threads) and imports it afresh for each workflow run. Only libraries are passed
+    through, imported once; workflow modules pass Factorial's library modules (wire models,
+    events) through themselves, with ``workflow.unsafe.imports_passed_through()``. The package
+    ``factorial`` is not passed through as a whole: that would take ``factorial.workflows``
+    out of the sandbox too.
     """
     if not sandboxed:
         return UnsandboxedWorkflowRunner()
     return SandboxedWorkflowRunner(
         restrictions=SandboxRestrictions.default.with_passthrough_modules(
-            "factorial",
             "pydantic",
             "pydantic_core",
             "openai",
@@ -124,7 +126,7 @@ def build_workers(
     sandboxed: bool = True,
 ) -> list[Worker]:
     """One worker per agent task queue, one for batches and one for the owners' streams."""
-    from workflows import (
+    from factorial.workflows import (
         AgentTaskWorkflow,
         BatchWorkflow,
         LegacyBatchWorkflow,

@@ -13,7 +13,7 @@ their histories to ``tests/histories/``:
   of two (``batch_chunk_size=2``): the root, which gets its payloads by ``add_chunk`` updates,
   and its first leaf, which reports its progress to the root.
 * ``batch_cancelled.json``: a batch cancelled with ``cancel_batch`` while its tasks run slow
-  turns; it cancels them by a local activity (``workflows._cancel``).
+  turns; it cancels them by a local activity (``factorial.workflows._cancel``).
 * ``batch_root_cancelled.json`` and ``batch_root_cancelled_part0.json``: the root of a batch
   of three tasks in leaves of two, cancelled likewise, and its first leaf. The root cancels
   its leaves by a local activity too, and announces the ``run_cancelled`` of the tasks the

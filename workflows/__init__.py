@@ -2,7 +2,7 @@
 
 The worker's sandbox imports a workflow's module afresh for every workflow run, so this
 package imports its modules only when one of its names is asked for: a task workflow's run
-loads ``workflows.agent_task`` and what it needs, not the batch and stream workflows too.
+loads ``factorial.workflows.agent_task`` and what it needs, not the batch and stream workflows too.
 """
 
 from __future__ import annotations
@@ -11,18 +11,18 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from workflows.agent_task import AgentTaskWorkflow
-    from workflows.batch import BatchWorkflow
-    from workflows.legacy_batch import LegacyBatchWorkflow
-    from workflows.owner_events import OwnerEventsWorkflow
+    from factorial.workflows.agent_task import AgentTaskWorkflow
+    from factorial.workflows.batch import BatchWorkflow
+    from factorial.workflows.legacy_batch import LegacyBatchWorkflow
+    from factorial.workflows.owner_events import OwnerEventsWorkflow
 
 __all__ = ["AgentTaskWorkflow", "BatchWorkflow", "LegacyBatchWorkflow", "OwnerEventsWorkflow"]
 
 _MODULES = {
-    "AgentTaskWorkflow": "workflows.agent_task",
-    "BatchWorkflow": "workflows.batch",
-    "LegacyBatchWorkflow": "workflows.legacy_batch",
-    "OwnerEventsWorkflow": "workflows.owner_events",
+    "AgentTaskWorkflow": "factorial.workflows.agent_task",
+    "BatchWorkflow": "factorial.workflows.batch",
+    "LegacyBatchWorkflow": "factorial.workflows.legacy_batch",
+    "OwnerEventsWorkflow": "factorial.workflows.owner_events",
 }
 
 

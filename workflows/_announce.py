@@ -13,7 +13,7 @@ from typing import Any
 
 from temporalio import workflow
 
-from workflows._emitter import StreamEmitter
+from factorial.workflows._emitter import StreamEmitter
 
 with workflow.unsafe.imports_passed_through():
     from factorial import _wire as wire

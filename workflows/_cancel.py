@@ -3,7 +3,7 @@
 Recorded in the workflow task that asks (a marker), instead of a ``RequestCancelExternal``
 command per workflow, each of which costs two events, a cross-workflow transfer queued behind
 the server's other work, and one more workflow task for its confirmation (see
-``activities.cancelling``).
+``factorial.activities.cancelling``).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ more, and each running one is asked to cancel; a task whose start is still in fl
 cancelled as soon as it has started, so none slips through. The leaf then waits until every
 task it started has ended, and counts the ones it never started as cancelled.
 
-The running tasks are asked by one local activity (``workflows._cancel``), not by
+The running tasks are asked by one local activity (``factorial.workflows._cancel``), not by
 ``ChildWorkflowHandle.cancel``: cancelling a 20,000-task batch on 2 cores, the 100 leaves'
 confirmations of those requests queued behind one another for seconds.
 """
@@ -37,9 +37,9 @@ from temporalio.exceptions import (
     is_cancelled_exception,
 )
 
-from workflows._announce import announce_end
-from workflows._cancel import cancel_workflows
-from workflows._emitter import StreamEmitter
+from factorial.workflows._announce import announce_end
+from factorial.workflows._cancel import cancel_workflows
+from factorial.workflows._emitter import StreamEmitter
 
 with workflow.unsafe.imports_passed_through():
     from factorial import _wire as wire

@@ -6,7 +6,7 @@ once more, marked final, when they end; the batch is over when every leaf has re
 A leaf that was stopped lists the tasks it cancelled in its final report, and the root
 announces their ``run_cancelled``.
 Cancelling the root asks every leaf still running to cancel (one local activity,
-``workflows._cancel``) and waits for their final reports; a leaf silent for
+``factorial.workflows._cancel``) and waits for their final reports; a leaf silent for
 ``LEAF_TIMEOUT`` after that is counted as cancelled.
 """
 
@@ -18,7 +18,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 
-from workflows._cancel import cancel_workflows
+from factorial.workflows._cancel import cancel_workflows
 
 with workflow.unsafe.imports_passed_through():
     from factorial import _wire as wire

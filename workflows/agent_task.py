@@ -31,8 +31,8 @@ from temporalio.exceptions import (
     TimeoutError as TemporalTimeoutError,
 )
 
-from workflows._emitter import StreamEmitter
-from workflows._turn_mode import (
+from factorial.workflows._emitter import StreamEmitter
+from factorial.workflows._turn_mode import (
     BOUNDARY,
     BOUNDARY_SECONDS,
     LOCAL_RETRY_THRESHOLD,

@@ -2,15 +2,15 @@
 
 Why a tree: one parent workflow admits children serially (tens per second), and Temporal
 caps a run at 2,000 pending children and ~50k history events. So a batch of at most
-``batch_chunk_size`` tasks is a single *leaf* (``workflows._leaf``), its own root; a larger
-one is a *root* (``workflows._root``) over one leaf per chunk. The client starts the leaves,
-each with its own payloads, then the root: payloads never pass through one history, and
-leaves admit their tasks in parallel.
+``batch_chunk_size`` tasks is a single *leaf* (``factorial.workflows._leaf``), its own root;
+a larger one is a *root* (``factorial.workflows._root``) over one leaf per chunk. The client
+starts the leaves, each with its own payloads, then the root: payloads never pass through one
+history, and leaves admit their tasks in parallel.
 
 Counting (``factorial._progress``): turn activities report finished turns to their leaf
 (``task_turn``), outcomes come from the tasks' results, leaves report to the root
 (``leaf_report``, throttled, then once final). The root, or a lone leaf, announces
-(``workflows._announce``) ``batch_progress`` on every change, then ``batch_completed`` or
+(``factorial.workflows._announce``) ``batch_progress`` on every change, then ``batch_completed`` or
 ``batch_cancelled`` exactly once, after every task's terminal event.
 
 Cancelling a batch cancels its leaves, which start no more tasks and cancel the running ones;
@@ -26,10 +26,10 @@ from temporalio import workflow
 from temporalio.common import SearchAttributeKey, SearchAttributePair
 from temporalio.exceptions import is_cancelled_exception
 
-from workflows._announce import Announcer
-from workflows._emitter import StreamEmitter
-from workflows._leaf import Leaf
-from workflows._root import Root
+from factorial.workflows._announce import Announcer
+from factorial.workflows._emitter import StreamEmitter
+from factorial.workflows._leaf import Leaf
+from factorial.workflows._root import Root
 
 with workflow.unsafe.imports_passed_through():
     from factorial import _wire as wire

@@ -2,7 +2,7 @@
 
 Frozen: it stays registered (under its old type name, ``BatchWorkflow``) only so batches that
 were running when a worker was upgraded can finish; new batches are ``AgentBatchWorkflow``
-(``workflows.batch``). Remove it once no ``BatchWorkflow`` runs anywhere:
+(``factorial.workflows.batch``). Remove it once no ``BatchWorkflow`` runs anywhere:
 ``temporal workflow list --query 'WorkflowType="BatchWorkflow" AND ExecutionStatus="Running"'``.
 The one change since 0.1, behind ``workflow.patched``: every leaf drains its events before it
 ends (a leaf used to drop its last tasks' terminal events).
@@ -41,7 +41,7 @@ from temporalio.common import (
 )
 from temporalio.exceptions import ApplicationError, ChildWorkflowError, is_cancelled_exception
 
-from workflows._emitter import StreamEmitter
+from factorial.workflows._emitter import StreamEmitter
 
 with workflow.unsafe.imports_passed_through():
     from factorial import _wire as wire

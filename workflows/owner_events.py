@@ -2,7 +2,7 @@
 
 Publishers (turn activities, task and batch workflows) append events with the
 ``temporalio.contrib.workflow_streams`` publish signal; subscribers long-poll it, or read it by
-query, with offsets (see ``workflows._stream`` for the bounds on both).
+query, with offsets (see ``factorial.workflows._stream`` for the bounds on both).
 
 Retention (``EventStreamConfig``): the run trims itself to the newest ``max_events``; at
 continue-as-new, and when it closes, it also drops what passes ``max_bytes`` or ``max_age``.
@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 
-from workflows._stream import BoundedStream
+from factorial.workflows._stream import BoundedStream
 
 with workflow.unsafe.imports_passed_through():
     from temporalio.api.common.v1 import Payload
@@ -41,7 +41,7 @@ MAX_POLLS_PER_RUN = 1_500
 #: ...or this much history.
 MAX_RUN_BYTES = 8 * 1024 * 1024
 #: Dedup state of a publisher idle this long is dropped at continue-as-new; it must exceed
-#: the longest a publisher retries one flush (two minutes, see ``activities.publishing``).
+#: the longest a publisher retries one flush (two minutes, see ``factorial.activities.publishing``).
 PUBLISHER_TTL = timedelta(minutes=10)
 #: Runs started before idle streams could close keep running until they continue as new.
 IDLE_CLOSE_PATCH = "owner-stream-idle-close"

@@ -22,6 +22,12 @@ from factorial import Orchestrator
 from factorial._converter import DATA_CONVERTER
 from factorial._wire import BATCH_WORKFLOW, TurnExecution
 from factorial.worker import workflow_runner
+from factorial.workflows import (
+    AgentTaskWorkflow,
+    BatchWorkflow,
+    LegacyBatchWorkflow,
+    OwnerEventsWorkflow,
+)
 from tests.record_histories import (
     BATCH_CANCELLED,
     BATCH_LEAF,
@@ -39,7 +45,6 @@ from tests.record_histories import (
     load_history,
     record_all,
 )
-from workflows import AgentTaskWorkflow, BatchWorkflow, LegacyBatchWorkflow, OwnerEventsWorkflow
 
 V01_HISTORIES = sorted(p.name for p in V01_DIR.iterdir())
 

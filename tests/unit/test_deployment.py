@@ -138,9 +138,10 @@ def test_dockerfile_installs_every_package_of_the_project() -> None:
     copied = " ".join(_dockerfile("COPY"))
     for needed in ("pyproject.toml", pyproject["project"]["readme"]):
         assert needed in copied, f"the build needs {needed}"
-    for pattern in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]:
-        package = pattern.rstrip("*")
-        assert re.search(rf"\b{package}\b", copied), f"package {package} is not copied"
+    setuptools = pyproject["tool"]["setuptools"]
+    for package in setuptools["packages"]:
+        source = setuptools["package-dir"].get(package, package.replace(".", "/"))
+        assert re.search(rf"\b{source}\b", copied), f"package {package} ({source}) is not copied"
     assert any(re.match(r"pip install \S+", run) for run in _dockerfile("RUN"))
 
 

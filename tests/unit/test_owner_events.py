@@ -10,7 +10,7 @@ from temporalio.contrib.workflow_streams import PublisherState, WorkflowStreamSt
 from temporalio.contrib.workflow_streams._types import _WorkflowStreamWireItem
 
 from factorial.events import EventStreamConfig
-from workflows.owner_events import retain
+from factorial.workflows.owner_events import retain
 
 NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
 

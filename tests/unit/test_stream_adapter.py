@@ -14,7 +14,7 @@ from temporalio.contrib.workflow_streams import _stream as sdk_stream
 from temporalio.contrib.workflow_streams import _types as sdk_types
 
 from factorial import _wire
-from workflows._stream import POLL_BYTES, BoundedStream
+from factorial.workflows._stream import POLL_BYTES, BoundedStream
 
 
 def detached(cls: type[WorkflowStream], items: list[WorkflowStreamItem], base: int):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from factorial import AgentWorkerConfig
-from workflows._turn_mode import (
+from factorial.workflows._turn_mode import (
     BOUNDARY_BYTES,
     LOCAL_TURN_SECONDS,
     UnrecordedTurns,
