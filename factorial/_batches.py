@@ -121,9 +121,10 @@ def _report_every(leaves: int) -> float:
 
 
 def _report_step(base: wire.BatchInput, leaf_tasks: int) -> int:
-    """Progress units a leaf gains between two reports: the root hears about
-    ``MAX_ROOT_REPORTS`` progress reports in all, however long the batch runs, and each
-    leaf reports at least ``MIN_LEAF_REPORTS`` times.
+    """Progress units a leaf gains between two reports.
+
+    The root hears about ``MAX_ROOT_REPORTS`` progress reports in all, however long the batch
+    runs, and each leaf reports at least ``MIN_LEAF_REPORTS`` times.
 
     The time throttle alone let a root's history grow with the batch's duration (a batch of
     slow turns running for hours would pass Temporal's 50k-event limit); with this step it is

@@ -98,7 +98,8 @@ async def _prior_state(
         workflow_id, run_id=description.run_id, result_type=EventsInput
     )
     if description.status == WorkflowExecutionStatus.COMPLETED:
-        return (await run.result()).stream_state
+        closed: EventsInput = await run.result()
+        return closed.stream_state
     try:  # terminated by hand: its events are gone, but offsets must not restart at 0
         end = await run.query(STREAM_OFFSET_QUERY, result_type=int, rpc_timeout=_QUERY_TIMEOUT)
     except (RPCError, WorkflowQueryFailedError) as err:
@@ -136,14 +137,15 @@ class StreamReader:
         """One stored event, as the dict its publisher sent."""
         payload = Payload()
         payload.ParseFromString(base64.b64decode(data))
-        return self._client.data_converter.payload_converter.from_payload(payload)
+        event: dict[str, Any] = self._client.data_converter.payload_converter.from_payload(payload)
+        return event
 
     async def read(self, from_offset: int) -> PollResult:
         """Retained events from ``from_offset`` (clamped to the oldest retained), at once."""
         while True:
             started = time.monotonic()
             try:
-                result = await self._handle.query(
+                result: PollResult = await self._handle.query(
                     STREAM_POLL,
                     PollInput(topics=[EVENTS_TOPIC], from_offset=from_offset),
                     result_type=PollResult,
@@ -238,7 +240,7 @@ class StreamReader:
     @staticmethod
     def _result_of(update: Any) -> asyncio.Future[PollResult]:
         """``update.result()`` as a future whose failure is never left unretrieved."""
-        waiting = asyncio.ensure_future(update.result())
+        waiting: asyncio.Future[PollResult] = asyncio.ensure_future(update.result())
         waiting.add_done_callback(lambda f: f.cancelled() or f.exception())
         return waiting
 

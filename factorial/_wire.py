@@ -159,10 +159,14 @@ class TurnOutput(BaseModel):
     encoded_bytes: int | None = None
 
 
+#: The hooks that run outside a turn, in a ``run_hook`` activity of their own.
+OutsideHook = Literal["on_run_end", "on_run_cancelled"]
+
+
 class HookInput(BaseModel):
     """Input of the ``run_hook`` activity (hooks that run outside a turn)."""
 
-    hook: Literal["on_run_end", "on_run_cancelled"]
+    hook: OutsideHook
     task_id: str
     owner_id: str
     agent_name: str

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     from factorial.events import EventPublisher
+    from factorial.task import Batch
 
 
 class AgentContext(BaseModel):
@@ -62,7 +63,7 @@ class ExecutionContext:
     batch_id: str | None = None
     parent_task_id: str | None = None
     events: EventPublisher | None = None
-    _spawner: Callable[[Any, list[Any]], Awaitable[Any]] | None = field(default=None, repr=False)
+    _spawner: Callable[[Any, list[Any]], Awaitable[Batch]] | None = field(default=None, repr=False)
     _clients: Any = field(default=None, repr=False)  # factorial.models.ModelClients
 
     @staticmethod
@@ -81,7 +82,7 @@ class ExecutionContext:
     def _unbind(token: contextvars.Token[ExecutionContext]) -> None:
         _current.reset(token)
 
-    async def spawn_child_tasks(self, agent: Any, payloads: list[Any]) -> Any:
+    async def spawn_child_tasks(self, agent: Any, payloads: list[Any]) -> Batch:
         """Request one child task per payload, run as a batch under this task.
 
         Only valid inside a ``@forking_tool``. Returns the ``Batch`` whose ``task_ids``
@@ -96,4 +97,5 @@ class ExecutionContext:
     async def spawn_child_task(self, agent: Any, payload: Any) -> str:
         """Request one child task; returns its task id. Only valid inside a ``@forking_tool``."""
         batch = await self.spawn_child_tasks(agent, [payload])
-        return batch.task_ids[0]
+        task_id: str = batch.task_ids[0]
+        return task_id

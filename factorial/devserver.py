@@ -18,6 +18,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
+from typing import BinaryIO
 
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
@@ -113,7 +114,7 @@ class DevServer:
         self.log_file = Path(log_file) if log_file else None
         self.metrics_port = metrics_port
         self._process: subprocess.Popen[bytes] | None = None
-        self._log_handle = None
+        self._log_handle: BinaryIO | None = None
 
     @property
     def address(self) -> str:

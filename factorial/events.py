@@ -92,7 +92,8 @@ class AgentEvent(BaseModel):
 class EventSink(Protocol):
     """Where a publisher's events go (the owner stream in a worker, a list inline)."""
 
-    def __call__(self, event: dict[str, Any], /) -> None: ...
+    def __call__(self, event: dict[str, Any], /) -> None:
+        """Take one event."""
 
 
 class EventPublisher:

@@ -60,7 +60,9 @@ def make_fan_out_tool(search: Agent) -> FunctionTool:
     """The research agent's forking tool, spawning ``search`` sub-tasks."""
 
     @forking_tool(timeout=FAN_OUT_TIMEOUT)
-    async def fan_out_research(topics: list[str], execution_ctx: ExecutionContext) -> list[str]:
+    async def fan_out_research(  # noqa: D417 - execution_ctx is injected, not the model's
+        topics: list[str], execution_ctx: ExecutionContext
+    ) -> list[str]:
         """Research several topics in parallel, one search sub-agent per topic.
 
         Args:

@@ -366,9 +366,10 @@ class Orchestrator:
             if unstarted is None:
                 raise
             return unstarted
-        closed = _CLOSED_STATUS.get(description.status)  # type: ignore[arg-type]
+        closed = _CLOSED_STATUS.get(description.status)
         if closed is not None:
             return closed
+        snapshot: wire.TaskSnapshot
         try:
             snapshot = await handle.query(
                 wire.SNAPSHOT_QUERY, result_type=wire.TaskSnapshot, rpc_timeout=_QUERY_TIMEOUT
@@ -401,6 +402,7 @@ class Orchestrator:
             parsed = wire.batch_task_of(task_id)
             assert parsed is not None  # only a batch's task can be unstarted
             return {"task_id": task_id, "status": unstarted.value, "batch_id": parsed[0]}
+        snapshot: wire.TaskSnapshot
         try:
             snapshot = await handle.query(
                 wire.SNAPSHOT_QUERY, result_type=wire.TaskSnapshot, rpc_timeout=_QUERY_TIMEOUT
@@ -410,7 +412,7 @@ class Orchestrator:
                 return None
             snapshot = await handle.result()
         data = snapshot.model_dump(mode="json")
-        closed = _CLOSED_STATUS.get(description.status)  # type: ignore[arg-type]
+        closed = _CLOSED_STATUS.get(description.status)
         if closed is not None:
             data["status"] = closed.value
         return data
@@ -469,7 +471,7 @@ class Orchestrator:
         if description.status != WorkflowExecutionStatus.RUNNING:
             return False
         try:
-            return await handle.execute_update(
+            accepted: bool = await handle.execute_update(
                 wire.COMPLETE_TOOL_UPDATE,
                 wire.CompleteToolInput(
                     tool_call_id=tool_call_id, result=format_tool_output(result)
@@ -485,6 +487,7 @@ class Orchestrator:
             if err.status == RPCStatusCode.NOT_FOUND:
                 return False
             raise
+        return accepted
 
     # -- batches -------------------------------------------------------------------------
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, PrivateAttr
+
+if TYPE_CHECKING:
+    from factorial.orchestrator import Orchestrator
 
 
 class TaskStatus(StrEnum):
@@ -44,7 +47,7 @@ class Task(BaseModel):
     """A unit of agent work; its ``id`` is also its Temporal workflow id.
 
     A task returned by ``Orchestrator.enqueue_task`` is also a handle: ``await
-    task.result()``, ``status()``, ``cancel()`` and ``steer(messages)``.
+    task.result()``, ``get_status()``, ``cancel()`` and ``steer(messages)``.
     """
 
     id: str
@@ -54,12 +57,13 @@ class Task(BaseModel):
     metadata: TaskMetadata
     _orchestrator: Any = PrivateAttr(default=None)
 
-    def _require(self) -> Any:
+    def _require(self) -> Orchestrator:
         if self._orchestrator is None:
             from factorial.errors import UserError
 
             raise UserError("this task has not been enqueued; use orchestrator.enqueue_task")
-        return self._orchestrator
+        orchestrator: Orchestrator = self._orchestrator
+        return orchestrator
 
     async def result(self) -> Any:
         """Wait for the task to end and return its output.

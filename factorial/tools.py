@@ -18,7 +18,7 @@ whatever happens into a ``ToolOutcome``::
 
 Parameters named ``agent_ctx`` / ``execution_ctx``, or annotated with ``AgentContext``
 (or a subclass) / ``ExecutionContext``, are injected at call time and hidden from the model.
-"""
+"""  # noqa: D214 - the example's Args section is indented as code
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ import types
 import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, overload
 
 import docstring_parser
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
@@ -169,13 +169,26 @@ class FunctionTool:
         return _outcome(result)
 
 
+#: What ``@function_tool(name=...)`` and its kin return: the decorator proper.
+ToolDecorator = Callable[[Callable[..., Any]], "FunctionTool"]
+
+
+@overload
+def function_tool(func: Callable[..., Any], /) -> FunctionTool: ...
+@overload
+def function_tool(
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    is_enabled: bool | Callable[[Any], bool] = True,
+) -> ToolDecorator: ...
 def function_tool(
     func: Callable[..., Any] | None = None,
     *,
     name: str | None = None,
     description: str | None = None,
     is_enabled: bool | Callable[[Any], bool] = True,
-) -> Any:
+) -> FunctionTool | ToolDecorator:
     """Make a function a tool; use as ``@function_tool`` or ``@function_tool(name=...)``.
 
     Args:
@@ -187,6 +200,23 @@ def function_tool(
     return _decorate(func, "function", None, name, description, is_enabled)
 
 
+@overload
+def deferred_tool(
+    func: Callable[..., Any],
+    *,
+    timeout: float,
+    name: str | None = None,
+    description: str | None = None,
+    is_enabled: bool | Callable[[Any], bool] = True,
+) -> FunctionTool: ...
+@overload
+def deferred_tool(
+    *,
+    timeout: float,
+    name: str | None = None,
+    description: str | None = None,
+    is_enabled: bool | Callable[[Any], bool] = True,
+) -> ToolDecorator: ...
 def deferred_tool(
     func: Callable[..., Any] | None = None,
     *,
@@ -194,7 +224,7 @@ def deferred_tool(
     name: str | None = None,
     description: str | None = None,
     is_enabled: bool | Callable[[Any], bool] = True,
-) -> Any:
+) -> FunctionTool | ToolDecorator:
     """Like ``function_tool`` but ``kind="deferred"``: its result arrives later, within ``timeout``.
 
     Args:
@@ -207,9 +237,28 @@ def deferred_tool(
     return _decorate(func, "deferred", timeout, name, description, is_enabled)
 
 
+#: The same decorator as ``deferred_tool``, under the name nFactorial users know; the
+#: documentation uses ``deferred_tool``.
 deferred_result = deferred_tool
 
 
+@overload
+def forking_tool(
+    func: Callable[..., Any],
+    *,
+    timeout: float,
+    name: str | None = None,
+    description: str | None = None,
+    is_enabled: bool | Callable[[Any], bool] = True,
+) -> FunctionTool: ...
+@overload
+def forking_tool(
+    *,
+    timeout: float,
+    name: str | None = None,
+    description: str | None = None,
+    is_enabled: bool | Callable[[Any], bool] = True,
+) -> ToolDecorator: ...
 def forking_tool(
     func: Callable[..., Any] | None = None,
     *,
@@ -217,7 +266,7 @@ def forking_tool(
     name: str | None = None,
     description: str | None = None,
     is_enabled: bool | Callable[[Any], bool] = True,
-) -> Any:
+) -> FunctionTool | ToolDecorator:
     """Like ``function_tool`` but ``kind="forking"``: it spawns child tasks and awaits them.
 
     Args:
@@ -284,7 +333,7 @@ def _decorate(
     name: str | None,
     description: str | None,
     is_enabled: bool | Callable[[Any], bool],
-) -> Any:
+) -> FunctionTool | ToolDecorator:
     def build(target: Callable[..., Any]) -> FunctionTool:
         return _build_tool(target, kind, timeout, name, description, is_enabled)
 

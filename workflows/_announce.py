@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
 def announce_end(events: StreamEmitter, agent_name: str, result: wire.SubTaskResult) -> None:
     """A task's terminal events, from its result: ``agent_output`` and ``run_completed``,
     ``run_cancelled`` or ``run_failed``."""
-    task = {"task_id": result.task_id, "agent_name": agent_name}
+    task: dict[str, Any] = {"task_id": result.task_id, "agent_name": agent_name}
     if result.status == "completed":
         events.emit(ev.AGENT_OUTPUT, **task, turn=result.turn, data=result.output)
         events.emit(ev.RUN_COMPLETED, **task, turn=result.turn)

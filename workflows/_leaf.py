@@ -33,6 +33,7 @@ from temporalio import workflow
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import (
     ChildWorkflowError,
+    FailureError,
     WorkflowAlreadyStartedError,
     is_cancelled_exception,
 )
@@ -241,6 +242,6 @@ def _error_text(err: ChildWorkflowError) -> str:
     if is_cancelled_exception(err):
         return "cancelled"
     cause = err.cause
-    while cause is not None and cause.cause is not None and not cause.message:
+    while isinstance(cause, FailureError) and cause.cause is not None and not cause.message:
         cause = cause.cause
-    return cause.message if cause is not None and cause.message else str(err)
+    return cause.message if isinstance(cause, FailureError) and cause.message else str(err)

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributePair
+from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
@@ -59,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
         ChildBatchRequest,
         CompleteToolInput,
         HookInput,
+        OutsideHook,
         PendingToolCall,
         SteerInput,
         SubTaskResult,
@@ -211,6 +213,7 @@ class AgentTaskWorkflow:
             "summary": f"{self._inp.agent_name} turn {turn + 1}",
         }
         local = next_turn_is_local(policy.turn_execution, self._last_turn_seconds)
+        out: TurnOutput
         try:
             if local:
                 out = await workflow.execute_local_activity(
@@ -255,7 +258,7 @@ class AgentTaskWorkflow:
             if call.tool_call_id not in self._results and remaining > 0:
                 try:
                     await workflow.wait_condition(
-                        lambda cid=call.tool_call_id: cid in self._results,
+                        functools.partial(self._has_result, call.tool_call_id),
                         timeout=timedelta(seconds=remaining),
                     )
                 except TimeoutError:
@@ -400,7 +403,10 @@ class AgentTaskWorkflow:
             self._steering = []
         await self._drain_events()
 
-    async def _run_hook(self, hook: str, error: str | None = None) -> None:
+    def _has_result(self, tool_call_id: str) -> bool:
+        return tool_call_id in self._results
+
+    async def _run_hook(self, hook: OutsideHook, error: str | None = None) -> None:
         """Run a lifecycle hook outside a turn; its failure never changes the outcome."""
         if self._inp.hooks is not None and hook not in self._inp.hooks:
             return  # the agent has none: no activity
@@ -408,7 +414,7 @@ class AgentTaskWorkflow:
             await workflow.execute_activity(
                 RUN_HOOK_ACTIVITY,
                 HookInput(
-                    hook=hook,  # type: ignore[arg-type]
+                    hook=hook,
                     task_id=self._inp.task_id,
                     owner_id=self._inp.owner_id,
                     agent_name=self._inp.agent_name,
@@ -434,7 +440,7 @@ class AgentTaskWorkflow:
         turn = int(self._context.get("turn", 0))
         workflow.set_current_details(f"**{status}** · turn {turn} · agent {self._inp.agent_name}")
         if upsert and self._inp.track_status:
-            workflow.upsert_search_attributes([SearchAttributePair(_STATUS_KEY, status)])
+            workflow.upsert_search_attributes([_STATUS_KEY.value_set(status)])
 
     def _emit(self, event_type: str, **fields: Any) -> None:
         self._events.emit(event_type, **fields)

@@ -23,7 +23,7 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeKey, SearchAttributePair
+from temporalio.common import SearchAttributeKey
 from temporalio.exceptions import is_cancelled_exception
 
 from factorial.workflows._announce import Announcer
@@ -149,7 +149,7 @@ class BatchWorkflow:
         if reporter is not None:
             reporter.cancel()
         if self._inp.track_status:
-            workflow.upsert_search_attributes([SearchAttributePair(_STATUS_KEY, status)])
+            workflow.upsert_search_attributes([_STATUS_KEY.value_set(status)])
         if self._announcer is not None:
             self._announcer.ended(self._counts(), status)
         # Every event out before the root hears the end: tasks' ends precede the batch's.

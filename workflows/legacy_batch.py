@@ -36,11 +36,16 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import (
     SearchAttributeKey,
-    SearchAttributePair,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import ApplicationError, ChildWorkflowError, is_cancelled_exception
+from temporalio.exceptions import (
+    ApplicationError,
+    ChildWorkflowError,
+    FailureError,
+    is_cancelled_exception,
+)
 
+from factorial.workflows._announce import announce_end
 from factorial.workflows._emitter import StreamEmitter
 
 with workflow.unsafe.imports_passed_through():
@@ -58,9 +63,9 @@ def _error_text(err: ChildWorkflowError) -> str:
     if is_cancelled_exception(err):
         return "cancelled"
     cause = err.cause
-    while cause is not None and cause.cause is not None and not cause.message:
+    while isinstance(cause, FailureError) and cause.cause is not None and not cause.message:
         cause = cause.cause
-    return cause.message if cause is not None and cause.message else str(err)
+    return cause.message if isinstance(cause, FailureError) and cause.message else str(err)
 
 
 @workflow.defn(name=wire.LEGACY_BATCH_WORKFLOW)
@@ -222,19 +227,8 @@ class LegacyBatchWorkflow:
             self._outcomes[index] = outcome
             if inp.collect_results:
                 self._results[index] = result
-            self._emit_task_end(result)
+            announce_end(self._events, self._inp.agent_name, result)
             self._changed()
-
-    def _emit_task_end(self, result: wire.SubTaskResult) -> None:
-        """Publish a task's terminal events for it, in order before the progress they make."""
-        task = {"task_id": result.task_id, "agent_name": self._inp.agent_name}
-        if result.status == "completed":
-            self._events.emit(ev.AGENT_OUTPUT, **task, turn=result.turn, data=result.output)
-            self._events.emit(ev.RUN_COMPLETED, **task, turn=result.turn)
-        elif result.status == "cancelled":
-            self._events.emit(ev.RUN_CANCELLED, **task)
-        else:
-            self._events.emit(ev.RUN_FAILED, **task, error=result.error)
 
     def _cancelling_remaining(self) -> bool:
         """True when tasks are being cancelled by ``cancel_remaining``, not the batch."""
@@ -391,7 +385,7 @@ class LegacyBatchWorkflow:
     async def _finish(self, status: str, event_type: str) -> None:
         self._status = status
         if self._inp.track_status:
-            workflow.upsert_search_attributes([SearchAttributePair(_STATUS_KEY, status)])
+            workflow.upsert_search_attributes([_STATUS_KEY.value_set(status)])
         if self._is_root:
             counts = self._counts()
             progress = 100.0 if status == "completed" else (self._last_progress or 0.0)
