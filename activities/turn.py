@@ -27,6 +27,7 @@ from factorial._wire import (
     RUN_HOOK_ACTIVITY,
     RUN_TURN_ACTIVITY,
     ChildBatchRequest,
+    FailureType,
     HookInput,
     PendingToolCall,
     TaskTurnReport,
@@ -53,7 +54,7 @@ def to_application_error(err: FactorialError) -> ApplicationError:
         return ApplicationError(
             f"{status}: {err}",
             {"status_code": err.status_code},
-            type="ModelHTTPError",
+            type=FailureType.MODEL_HTTP,
             non_retryable=not err.retryable,
             next_retry_delay=delay,
         )
@@ -93,7 +94,7 @@ class AgentActivities:
         if agent is None:
             raise ApplicationError(
                 f"agent {name!r} is not registered in this worker",
-                type="AgentNotRegisteredError",
+                type=FailureType.AGENT_NOT_REGISTERED,
                 non_retryable=True,
             )
         return agent
@@ -278,7 +279,7 @@ def _checked_state_size(output: TurnOutput, events: EventPublisher, info: activi
         f"the task's state grew to {size:,} bytes (compressed) in turn {turn}, over the "
         f"{MAX_PAYLOAD_BYTES:,}-byte limit of one Temporal payload; keep large data "
         "outside the context (store it and pass a reference)",
-        type="PayloadTooLargeError",
+        type=FailureType.PAYLOAD_TOO_LARGE,
         non_retryable=True,
     )
     _report_failure(events, err, info)

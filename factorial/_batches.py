@@ -23,16 +23,31 @@ import asyncio
 import contextlib
 import math
 import re
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+)
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
+from factorial import _tasks
 from factorial import _wire as wire
+from factorial._ids import new_batch_id, validate_id
+from factorial._payloads import chunk_payloads
 from factorial._progress import max_units, percent
+from factorial._tasks import QUERY_TIMEOUT
+from factorial.agent import BaseAgent
+from factorial.context import AgentContext
+from factorial.errors import InvalidPayloadError, UserError
 from factorial.task import Batch, BatchMetadata
+from factorial.worker import AgentWorkerConfig, agent_task_queue
 
 #: Leaf starts in flight at once.
 _CONCURRENT_STARTS = 20
@@ -45,6 +60,91 @@ MAX_ROOT_REPORTS = 500
 MIN_LEAF_REPORTS = 4
 #: Cancel requests in flight at once.
 _CONCURRENT_CANCELS = 50
+#: Most leaves (chunks of ``batch_chunk_size`` tasks) one batch may have.
+MAX_LEAVES = 1_000
+#: Seconds between sweeps of a batch being cancelled (visibility lags about a second).
+_SWEEP_INTERVAL = 1.5
+
+
+async def enqueue(
+    client: Client,
+    agent: BaseAgent[Any],
+    config: AgentWorkerConfig,
+    owner_id: str,
+    payloads: Sequence[AgentContext | dict[str, Any]],
+    chunk_size: int,
+    max_running: int,
+    search_attributes: frozenset[str],
+) -> Batch:
+    """Validate every payload (nothing starts if one fails), then start the batch."""
+    validate_id(owner_id, "owner id")
+    if not payloads:
+        raise InvalidPayloadError("a batch needs at least one payload")
+    contexts = []
+    for index, payload in enumerate(payloads):
+        try:
+            contexts.append(agent.validate_payload(payload).model_dump(mode="json"))
+        except InvalidPayloadError as err:
+            raise InvalidPayloadError(f"payload {index}: {err}") from None
+    chunks = chunk_payloads(client, contexts, chunk_size)
+    if len(chunks) > MAX_LEAVES:
+        # The root cancels its leaves one request each; Temporal stalls a run past 2,000.
+        raise UserError(
+            f"a batch of {len(contexts)} tasks needs {len(chunks)} leaves, over the "
+            f"{MAX_LEAVES} one batch runs; raise batch_chunk_size or split the batch"
+        )
+    inp = wire.BatchInput(
+        batch_id=new_batch_id(),
+        owner_id=owner_id,
+        agent_name=agent.name,
+        task_queue=agent_task_queue(agent.name, config),
+        total_tasks=len(contexts),
+        policy=config.turn_policy(),
+        max_turns=agent.max_turns,
+        created_at=datetime.now(UTC),
+        track_status=wire.SA_STATUS in search_attributes,
+        hooks=agent.hooks_outside_turns(),
+    )
+    await start_batch(client, inp, chunks, max_running)
+    return new_batch_record(inp)
+
+
+async def read(
+    handle: WorkflowHandle[Any, Any], description: WorkflowExecutionDescription
+) -> Batch:
+    """The batch as its workflow counts it: queried, or its result once it has ended."""
+    try:
+        snapshot: wire.BatchSnapshot = await handle.query(
+            wire.BATCH_SNAPSHOT_QUERY, result_type=wire.BatchSnapshot, rpc_timeout=QUERY_TIMEOUT
+        )
+    except RPCError:
+        if description.status != WorkflowExecutionStatus.COMPLETED:
+            raise
+        snapshot = await handle.result()
+    return batch_from(snapshot)
+
+
+async def cancel(
+    client: Client, handle: WorkflowHandle[Any, Any], description: WorkflowExecutionDescription
+) -> None:
+    """Cancel a running batch and return once its root has ended (see the module docstring).
+
+    The batch's own cancellation reaches every task; the sweeps (``cancel_running``) only
+    make it fast. Each sweep asks the tasks that visibility shows running and were not
+    asked yet.
+    """
+    if not await _tasks.cancel(handle, description):
+        return
+    asked: set[str] = set()
+    ended = asyncio.ensure_future(handle.result())
+    try:
+        while not ended.done():
+            await cancel_running(client, handle.id, asked)
+            await asyncio.wait([ended], timeout=_SWEEP_INTERVAL)
+        with contextlib.suppress(WorkflowFailureError):  # cancelled, as asked
+            ended.result()
+    finally:
+        ended.cancel()
 
 
 async def start_batch(

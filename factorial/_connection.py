@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
+
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
@@ -11,7 +14,32 @@ from temporalio.client import Client, TLSConfig
 from temporalio.service import RPCError, RPCStatusCode
 
 from factorial import _wire as wire
-from factorial.errors import UserError
+from factorial._converter import DATA_CONVERTER
+from factorial.errors import TemporalUnavailableError, UserError
+
+#: How long connecting may take before the server counts as unavailable.
+CONNECT_TIMEOUT = timedelta(seconds=15)
+
+
+async def connect(
+    address: str, namespace: str, api_key: str | None, tls: bool | TLSConfig
+) -> Client:
+    """A client with Factorial's data converter, or ``TemporalUnavailableError``."""
+    try:
+        return await asyncio.wait_for(
+            Client.connect(
+                address,
+                namespace=namespace,
+                data_converter=DATA_CONVERTER,
+                api_key=api_key,
+                tls=tls,
+            ),
+            CONNECT_TIMEOUT.total_seconds(),
+        )
+    except (RuntimeError, TimeoutError) as err:
+        raise TemporalUnavailableError(
+            f"no Temporal server answered at {address}: {err or 'timed out'}"
+        ) from None
 
 
 def tls_config(

@@ -38,12 +38,12 @@ from factorial._ids import events_workflow_id
 from factorial._wire import (
     EVENTS_TASK_QUEUE,
     EVENTS_WORKFLOW,
-    STREAM_BUSY,
     STREAM_DRAINING,
     STREAM_OFFSET_QUERY,
     STREAM_POLL,
     STREAM_TRUNCATED,
     EventsInput,
+    FailureType,
 )
 from factorial.errors import EventStreamError, TemporalUnavailableError
 from factorial.events import EVENTS_TOPIC, EventStreamConfig
@@ -186,7 +186,7 @@ class StreamReader:
                 result = await self._await_result(update)
             except WorkflowUpdateFailedError as err:
                 kind = getattr(err.cause, "type", None)
-                if kind == STREAM_BUSY:
+                if kind == FailureType.STREAM_BUSY:
                     return None
                 if kind == STREAM_TRUNCATED:
                     raise StreamGone(str(err.cause)) from None

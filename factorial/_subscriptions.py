@@ -16,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from temporalio.contrib.workflow_streams import PollResult
@@ -148,3 +149,28 @@ class OwnerFeed:
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await poller
+
+
+async def owner_events(
+    feed: OwnerFeed,
+    owner_id: str,
+    task_ids: Iterable[str] | None,
+    event_types: Iterable[str] | None,
+    event_pattern: str | None,
+    from_offset: int | None,
+) -> AsyncIterator[dict[str, Any]]:
+    """The owner's events from ``feed`` that pass the filters, each with its ``offset``."""
+    tasks = set(task_ids) if task_ids is not None else None
+    types = set(event_types) if event_types is not None else None
+    pattern = re.compile(event_pattern) if event_pattern else None
+    async for offset, event in feed.items(from_offset):
+        if event.get("owner_id") != owner_id:
+            continue
+        if tasks is not None and event.get("task_id") not in tasks:
+            continue
+        event_type = event.get("event_type", "")
+        if types is not None and event_type not in types:
+            continue
+        if pattern is not None and not pattern.match(event_type):
+            continue
+        yield {**event, "offset": offset}

@@ -9,12 +9,14 @@ about 2 MiB by Temporal; long conversations continue-as-new between turns.
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.workflow_streams import PublishInput, WorkflowStreamState
 
+from factorial.errors import FactorialError, InvalidPayloadError, TaskStateError
 from factorial.events import EventStreamConfig
 
 TASK_WORKFLOW = "AgentTaskWorkflow"
@@ -30,13 +32,48 @@ STREAM_POLL = "__temporal_workflow_stream_poll"
 STREAM_OFFSET_QUERY = "__temporal_workflow_stream_offset"
 STREAM_DRAINING = "StreamDraining"
 STREAM_TRUNCATED = "TruncatedOffset"
-#: Ours: a long-poll refused because the stream serves enough of them already.
-STREAM_BUSY = "StreamBusy"
 RUN_TURN_ACTIVITY = "run_turn"
 RUN_HOOK_ACTIVITY = "run_hook"
 STEER_UPDATE = "steer"
 COMPLETE_TOOL_UPDATE = "complete_deferred_tool"
 SNAPSHOT_QUERY = "snapshot"
+
+
+class FailureType(StrEnum):
+    """The ``type`` of every ``ApplicationError`` Factorial's workflows and activities raise.
+
+    The one place both sides name them: workflows and activities raise these, and the client
+    maps them back (``CLIENT_ERRORS``). A ``FactorialError`` raised inside a turn travels
+    under its own class name (``ModelBehaviorError``, ``ToolDefinitionError``, ...).
+    """
+
+    #: A task's run failed for good; the workflow fails with the run's reason.
+    AGENT_RUN_FAILED = "AgentRunFailed"
+    #: An update's input was rejected (steering messages without role or content).
+    INVALID_PAYLOAD = "InvalidPayloadError"
+    #: The task cannot take this update now (it has ended).
+    TASK_STATE = "TaskStateError"
+    #: A deferred result for a tool call the task is not waiting for.
+    UNKNOWN_TOOL_CALL = "UnknownToolCall"
+    #: A 0.1 batch (``LegacyBatchWorkflow``) ended before all its payloads arrived.
+    BATCH_INCOMPLETE = "BatchIncomplete"
+    #: The model's HTTP call failed (retryable for 408/409/429/5xx).
+    MODEL_HTTP = "ModelHTTPError"
+    #: A turn reached a worker that has no runner for the task's agent.
+    AGENT_NOT_REGISTERED = "AgentNotRegisteredError"
+    #: A turn's output is over Temporal's payload limit.
+    PAYLOAD_TOO_LARGE = "PayloadTooLargeError"
+    #: An event stream refused a long-poll: it serves enough of them already.
+    STREAM_BUSY = "StreamBusy"
+
+
+#: The error an update's failure of each type raises from the ``Orchestrator``.
+CLIENT_ERRORS: dict[str, type[FactorialError]] = {
+    FailureType.TASK_STATE: TaskStateError,
+    FailureType.INVALID_PAYLOAD: InvalidPayloadError,
+    FailureType.UNKNOWN_TOOL_CALL: TaskStateError,
+}
+
 
 # Search attributes (Keyword); the dev server allows at most 10 custom ones.
 SA_OWNER = "FactorialOwnerId"

@@ -19,20 +19,23 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from factorial._ids import new_task_id, validate_id
-from factorial._spawn import Fork, SpawnRequest, current_fork, fork_slot, parse_fork_return
+from factorial._inline import run_inline
+from factorial._spawn import SpawnRequest
+from factorial._tool_actions import (
+    FINAL_OUTPUT_TOOL,
+    PendingCall,
+    ToolActionResult,
+    run_tool_call,
+)
+from factorial._tool_actions import published as published_tool_action
 from factorial.context import AgentContext, ExecutionContext
 from factorial.errors import (
     HookSignatureError,
-    InlineRunError,
     InvalidPayloadError,
     MaxTurnsExceeded,
     UserError,
 )
 from factorial.events import (
-    AGENT_OUTPUT,
-    RUN_COMPLETED,
-    RUN_FAILED,
-    RUN_STARTED,
     EventPublisher,
     progress_event_type,
 )
@@ -51,8 +54,6 @@ logger = logging.getLogger("factorial")
 
 ContextT = TypeVar("ContextT", bound=AgentContext)
 
-FINAL_OUTPUT_TOOL = "final_output"
-
 #: Positional arguments each lifecycle hook receives.
 HOOK_ARITY = {
     "on_run_start": 2,  # (agent_ctx, execution_ctx)
@@ -63,15 +64,6 @@ HOOK_ARITY = {
     "on_pending_tool_results": 3,  # (agent_ctx, execution_ctx, list[tuple[str, Any]])
     "on_run_cancelled": 2,  # (agent_ctx, execution_ctx)
 }
-
-
-@dataclass
-class PendingCall:
-    """A deferred tool call the task now waits on."""
-
-    tool_call_id: str
-    tool_name: str
-    timeout: float
 
 
 @dataclass
@@ -291,64 +283,7 @@ class BaseAgent(Generic[ContextT]):
 
     async def tool_action(self, tool_call: ToolCall, agent_ctx: ContextT) -> ToolActionResult:
         """Run one tool call and describe the outcome."""
-        execution_ctx = ExecutionContext.current()
-        if tool_call.name == FINAL_OUTPUT_TOOL and self.output_type is not None:
-            return self._final_output_action(tool_call)
-        tool = self.tools.get(tool_call.name)
-        if tool is None or not tool.enabled_for(agent_ctx):
-            return ToolActionResult(tool_call, f"Error: unknown tool {tool_call.name!r}", True)
-        if tool.kind == "forking":
-            return await self._fork_action(tool, tool_call, agent_ctx, execution_ctx)
-        outcome = await tool.invoke(
-            tool_call.arguments, agent_ctx=agent_ctx, execution_ctx=execution_ctx
-        )
-        pending = None
-        if tool.kind == "deferred" and not outcome.is_error:
-            pending = PendingCall(tool_call.id, tool.name, float(tool.timeout or 0))
-        return ToolActionResult(
-            tool_call, outcome.display, outcome.is_error, data=outcome.data, pending=pending
-        )
-
-    async def _fork_action(
-        self,
-        tool: FunctionTool,
-        tool_call: ToolCall,
-        agent_ctx: ContextT,
-        execution_ctx: ExecutionContext,
-    ) -> ToolActionResult:
-        """Run a forking tool; its spawn requests are kept only if it returns their ids."""
-        fork = Fork(
-            task_id=execution_ctx.task_id,
-            owner_id=execution_ctx.owner_id,
-            slot=fork_slot(agent_ctx.turn, tool_call.id),
-            tool_call_id=tool_call.id,
-            timeout=float(tool.timeout or 0),
-        )
-        token = current_fork.set(fork)
-        try:
-            outcome = await tool.invoke(
-                tool_call.arguments, agent_ctx=agent_ctx, execution_ctx=execution_ctx
-            )
-        finally:
-            current_fork.reset(token)
-        if outcome.is_error:
-            return ToolActionResult(tool_call, outcome.display, True)
-        try:
-            message, ids = parse_fork_return(outcome.raw, fork.task_ids)
-        except ValueError as err:
-            return ToolActionResult(tool_call, f"Error: {err}", True)
-        display = message or f"Started {len(ids)} sub-tasks: {', '.join(ids)}"
-        return ToolActionResult(tool_call, display, data=ids, forks=fork.requests)
-
-    def _final_output_action(self, tool_call: ToolCall) -> ToolActionResult:
-        assert self.output_type is not None
-        try:
-            value = self.output_type.model_validate_json(tool_call.arguments or "{}")
-        except ValidationError as err:
-            return ToolActionResult(
-                tool_call, f"Error: final_output does not validate: {err}", True
-            )
-        return ToolActionResult(tool_call, "Final output recorded.", False, final=value)
+        return await run_tool_call(self, tool_call, agent_ctx)
 
     async def run_turn(self, agent_ctx: ContextT) -> TurnCompletion[ContextT]:
         """Run one turn: model call, tool calls, context update."""
@@ -363,7 +298,7 @@ class BaseAgent(Generic[ContextT]):
         if not response.tool_calls:
             return self._text_completion(agent_ctx, response)
         results = await asyncio.gather(
-            *(self._published_tool_action(call, agent_ctx) for call in response.tool_calls)
+            *(published_tool_action(self, call, agent_ctx) for call in response.tool_calls)
         )
         for result in results:
             if result.pending is None:
@@ -396,33 +331,6 @@ class BaseAgent(Generic[ContextT]):
             )
             return TurnCompletion(False, agent_ctx)
         return TurnCompletion(True, agent_ctx, output=value.model_dump(mode="json"))
-
-    async def _published_tool_action(
-        self, tool_call: ToolCall, agent_ctx: ContextT
-    ) -> ToolActionResult:
-        events = ExecutionContext.current().events
-        if events is not None:
-            events.emit(
-                progress_event_type("tool_action", "started"),
-                data={
-                    "tool_call_id": tool_call.id,
-                    "tool_name": tool_call.name,
-                    "arguments": tool_call.arguments,
-                },
-            )
-        result = await self.tool_action(tool_call, agent_ctx)
-        if events is not None:
-            phase = "failed" if result.is_error else "completed"
-            events.emit(
-                progress_event_type("tool_action", phase),
-                data={
-                    "tool_call_id": tool_call.id,
-                    "tool_name": tool_call.name,
-                    "result": result.data if result.data is not None else result.display,
-                },
-                **({"error": result.display} if result.is_error else {}),
-            )
-        return result
 
     # -- running a turn with hooks and events ---------------------------------------------
 
@@ -538,48 +446,9 @@ class BaseAgent(Generic[ContextT]):
             MaxTurnsExceeded: ``max_turns`` turns ran without a final output.
             ModelHTTPError: The model provider failed (inline runs do not retry).
         """
-        kinds = {t.name: t.kind for t in self.tools.values() if t.kind != "function"}
-        if kinds:
-            raise InlineRunError(
-                f"run_inline cannot run deferred or forking tools ({', '.join(kinds)}); "
-                "run the agent on an Orchestrator"
-            )
-        ctx = self.validate_payload(payload)
-        events = EventPublisher(
-            on_event or (lambda _event: None),
-            task_id=task_id,
-            owner_id=owner_id,
-            agent_name=self.name,
+        return await run_inline(
+            self, payload, owner_id=owner_id, task_id=task_id, clients=clients, on_event=on_event
         )
-        own_clients = clients is None
-        model_clients = clients or ModelClients()
-        events.emit(RUN_STARTED)
-        try:
-            while True:
-                execution_ctx = ExecutionContext(
-                    task_id=task_id,
-                    owner_id=owner_id,
-                    agent_name=self.name,
-                    iterations=ctx.turn,
-                    events=events,
-                    _clients=model_clients,
-                )
-                completion = await self.execute_turn(ctx, execution_ctx)
-                ctx = completion.context
-                exhausted = self.turns_exhausted(completion)
-                if exhausted is not None:
-                    raise exhausted
-                if completion.is_done:
-                    ctx.output = completion.output
-                    events.emit(AGENT_OUTPUT, turn=ctx.turn, data=completion.output)
-                    events.emit(RUN_COMPLETED, turn=ctx.turn)
-                    return RunCompletion("completed", ctx, output=completion.output)
-        except Exception as err:
-            events.emit(RUN_FAILED, error=f"{type(err).__name__}: {err}")
-            raise
-        finally:
-            if own_clients:
-                await model_clients.aclose()
 
 
 class Agent(BaseAgent[AgentContext]):
@@ -587,23 +456,6 @@ class Agent(BaseAgent[AgentContext]):
 
     def __init__(self, name: str | None = None, **kwargs: Any) -> None:
         super().__init__(name=name or "agent", **kwargs)
-
-
-@dataclass
-class ToolActionResult:
-    """The outcome of one tool call within a turn."""
-
-    tool_call: ToolCall
-    display: str
-    is_error: bool = False
-    data: Any = None
-    pending: PendingCall | None = None
-    final: BaseModel | None = None
-    forks: list[SpawnRequest] = field(default_factory=list)
-
-    def message(self) -> dict[str, Any]:
-        """The tool message the model sees."""
-        return {"role": "tool", "tool_call_id": self.tool_call.id, "content": self.display}
 
 
 T = TypeVar("T")

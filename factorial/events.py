@@ -63,6 +63,22 @@ class EventStreamConfig(BaseModel):
     idle_timeout: timedelta = Field(default=timedelta(minutes=10), ge=timedelta(seconds=1))
 
 
+def terminal_events(
+    status: str, *, turn: int | None = None, output: Any = None, error: str | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """How a run's end is announced, the one definition for every way a run ends.
+
+    ``completed``: ``agent_output`` then ``run_completed``; ``cancelled``: ``run_cancelled``;
+    else ``run_failed`` with the error. Used by the task workflow, a batch announcing its
+    tasks' ends, and ``run_inline``.
+    """
+    if status == "completed":
+        return [(AGENT_OUTPUT, {"turn": turn, "data": output}), (RUN_COMPLETED, {"turn": turn})]
+    if status == "cancelled":
+        return [(RUN_CANCELLED, {})]
+    return [(RUN_FAILED, {"error": error})]
+
+
 def progress_event_type(operation: str, phase: str) -> str:
     """``progress_update_{operation}_{phase}``, e.g. ``progress_update_completion_started``."""
     return f"progress_update_{operation}_{phase}"

@@ -1,50 +1,33 @@
 """The ``Orchestrator``: the one object that talks to Temporal.
 
 It maps calls onto workflow starts, queries, updates and cancellation, runs the workers of
-the agents registered on it, and reads the owners' event streams.
+the agents registered on it, and reads the owners' event streams. What each call does to
+Temporal lives in ``factorial._tasks`` (one task), ``factorial._batches`` (a batch) and
+``factorial._subscriptions`` (events); the Orchestrator holds the connection, the registered
+agents, and the public API with its documentation.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import re
 from collections.abc import AsyncIterator, Iterable, Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.client import (
     Client,
     TLSConfig,
-    WorkflowExecutionStatus,
-    WorkflowFailureError,
-    WorkflowHandle,
-    WorkflowUpdateFailedError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
+    WorkflowExecutionDescription,
 )
-from temporalio.common import (
-    SearchAttributeKey,
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDReusePolicy,
-)
-from temporalio.exceptions import (
-    ApplicationError,
-    WorkflowAlreadyStartedError,
-    is_cancelled_exception,
-)
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
+from factorial import _batches, _tasks
 from factorial import _wire as wire
-from factorial._batches import batch_from, cancel_running, new_batch_record, start_batch
-from factorial._connection import register_search_attributes, tls_config
-from factorial._converter import DATA_CONVERTER
-from factorial._ids import new_batch_id, validate_id
-from factorial._payloads import check_size, chunk_payloads
+from factorial._connection import connect, register_search_attributes, tls_config
+from factorial._ids import validate_id
 from factorial._streams import StreamReader
-from factorial._subscriptions import OwnerFeed
+from factorial._subscriptions import OwnerFeed, owner_events
 from factorial.agent import BaseAgent
 from factorial.context import AgentContext
 from factorial.errors import (
@@ -53,38 +36,16 @@ from factorial.errors import (
     InvalidIdError,
     InvalidPayloadError,
     NotFoundError,
-    TaskCancelledError,
-    TaskFailedError,
     TaskNotFoundError,
-    TaskStateError,
-    TemporalUnavailableError,
     UserError,
 )
 from factorial.events import EventStreamConfig
 from factorial.models import ModelClients
 from factorial.task import Batch, Task, TaskStatus
-from factorial.tools import format_tool_output
-from factorial.worker import AgentWorkerConfig, agent_task_queue, build_workers
+from factorial.worker import AgentWorkerConfig, build_workers
 
-#: Most leaves (chunks of ``batch_chunk_size`` tasks) one batch may have.
-MAX_LEAVES = 1_000
-#: How long connecting may take before the server counts as unavailable.
-_CONNECT_TIMEOUT = timedelta(seconds=15)
-#: How long a query or an update waits for a worker before giving up.
-_QUERY_TIMEOUT = timedelta(seconds=10)
-_UPDATE_TIMEOUT = timedelta(seconds=30)
 #: Seconds between looks at a batch task that waits for a free slot.
 _QUEUED_POLL = 1.0
-#: Seconds between sweeps of a batch being cancelled (visibility lags about a second).
-_SWEEP_INTERVAL = 1.5
-
-_CLOSED_STATUS = {
-    WorkflowExecutionStatus.COMPLETED: TaskStatus.COMPLETED,
-    WorkflowExecutionStatus.FAILED: TaskStatus.FAILED,
-    WorkflowExecutionStatus.TERMINATED: TaskStatus.FAILED,
-    WorkflowExecutionStatus.TIMED_OUT: TaskStatus.FAILED,
-    WorkflowExecutionStatus.CANCELED: TaskStatus.CANCELLED,
-}
 
 
 class Orchestrator:
@@ -183,26 +144,11 @@ class Orchestrator:
             TemporalUnavailableError: No server answered at ``temporal_address``.
         """
         async with self._connect_lock:
-            if self._client is not None and not self._connected:
-                self._connected = True
-                self._search_attributes = await register_search_attributes(self._client)
             if self._client is None:
-                try:
-                    self._client = await asyncio.wait_for(
-                        Client.connect(
-                            self.temporal_address,
-                            namespace=self.namespace,
-                            data_converter=DATA_CONVERTER,
-                            api_key=self._api_key,
-                            tls=self._tls,
-                        ),
-                        _CONNECT_TIMEOUT.total_seconds(),
-                    )
-                except (RuntimeError, TimeoutError) as err:
-                    raise TemporalUnavailableError(
-                        f"no Temporal server answered at {self.temporal_address}: "
-                        f"{err or 'timed out'}"
-                    ) from None
+                self._client = await connect(
+                    self.temporal_address, self.namespace, self._api_key, self._tls
+                )
+            if not self._connected:
                 self._connected = True
                 self._search_attributes = await register_search_attributes(self._client)
         return self._client
@@ -289,43 +235,13 @@ class Orchestrator:
             PayloadTooLargeError: The payload is larger than Temporal accepts.
         """
         config = self._config_of(agent)
-        if task is None:
-            if owner_id is None:
-                raise UserError("enqueue_task needs a task, or an owner_id and a payload")
-            task = agent.create_task(owner_id=owner_id, payload=payload or {})
-        if task.agent != agent.name:
-            raise UserError(f"task {task.id} belongs to agent {task.agent!r}, not {agent.name!r}")
-        validate_id(task.id, "task id")
-        validate_id(task.metadata.owner_id, "owner id")
-        context = agent.validate_payload(task.payload)
-        inp = wire.TaskInput(
-            task_id=task.id,
-            owner_id=task.metadata.owner_id,
-            agent_name=agent.name,
-            payload=context.model_dump(mode="json"),
-            policy=config.turn_policy(),
-            created_at=task.metadata.created_at or datetime.now(UTC),
-            hooks=agent.hooks_outside_turns(),
-        )
+        task, context = _tasks.new_task(agent, task, owner_id, payload)
         client = await self.client()
-        inp.track_status = wire.SA_STATUS in self._search_attributes
-        check_size(client, inp)
-        try:
-            await client.start_workflow(
-                wire.TASK_WORKFLOW,
-                inp,
-                id=task.id,
-                task_queue=agent_task_queue(agent.name, config),
-                search_attributes=_task_search_attributes(inp, self._search_attributes),
-                static_summary=f"{agent.name} task of {inp.owner_id}",
-                static_details=f"Query: {_clip(context.query)}",
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            )
-        except WorkflowAlreadyStartedError:
-            raise UserError(f"a task with id {task.id!r} already exists") from None
-        queued = task.model_copy(update={"payload": context, "status": TaskStatus.QUEUED})
-        queued._orchestrator = self
-        return queued
+        started = await _tasks.start_task(
+            client, agent, config, task, context, self._search_attributes
+        )
+        started._orchestrator = self
+        return started
 
     async def get_task_result(self, task_id: str) -> Any:
         """Wait for the task to end and return its output.
@@ -343,15 +259,7 @@ class Orchestrator:
                 if await self._unstarted_status(task_id) != TaskStatus.QUEUED:
                     raise
             await asyncio.sleep(_QUEUED_POLL)  # its batch starts it when a slot frees up
-        try:
-            snapshot = await handle.result()
-        except WorkflowFailureError as err:
-            if is_cancelled_exception(err.cause):
-                raise TaskCancelledError(task_id) from None
-            cause = err.cause
-            message = cause.message if isinstance(cause, ApplicationError) else str(cause)
-            raise TaskFailedError(task_id, message) from None
-        return snapshot.output
+        return await _tasks.result(handle, task_id)
 
     async def get_task_status(self, task_id: str) -> TaskStatus:
         """The task's status (``backoff`` while a failed turn waits for its retry).
@@ -366,24 +274,7 @@ class Orchestrator:
             if unstarted is None:
                 raise
             return unstarted
-        closed = _CLOSED_STATUS.get(description.status)
-        if closed is not None:
-            return closed
-        snapshot: wire.TaskSnapshot
-        try:
-            snapshot = await handle.query(
-                wire.SNAPSHOT_QUERY, result_type=wire.TaskSnapshot, rpc_timeout=_QUERY_TIMEOUT
-            )
-        except RPCError:
-            # No worker answered: fall back to the status the task last indexed.
-            indexed = description.typed_search_attributes.get(
-                SearchAttributeKey.for_keyword(wire.SA_STATUS)
-            )
-            return TaskStatus(indexed) if indexed else TaskStatus.QUEUED
-        status = TaskStatus(snapshot.status)
-        if status == TaskStatus.PROCESSING and _turn_in_backoff(description):
-            return TaskStatus.BACKOFF
-        return status
+        return await _tasks.status(handle, description)
 
     async def get_task_data(self, task_id: str) -> dict[str, Any] | None:
         """The task's data while running or after it ended: status, turn, output, error, context.
@@ -402,20 +293,7 @@ class Orchestrator:
             parsed = wire.batch_task_of(task_id)
             assert parsed is not None  # only a batch's task can be unstarted
             return {"task_id": task_id, "status": unstarted.value, "batch_id": parsed[0]}
-        snapshot: wire.TaskSnapshot
-        try:
-            snapshot = await handle.query(
-                wire.SNAPSHOT_QUERY, result_type=wire.TaskSnapshot, rpc_timeout=_QUERY_TIMEOUT
-            )
-        except RPCError:
-            if description.status != WorkflowExecutionStatus.COMPLETED:
-                return None
-            snapshot = await handle.result()
-        data = snapshot.model_dump(mode="json")
-        closed = _CLOSED_STATUS.get(description.status)
-        if closed is not None:
-            data["status"] = closed.value
-        return data
+        return await _tasks.data(handle, description)
 
     async def cancel_task(self, task_id: str) -> None:
         """Cancel a task: its running turn stops, ``on_run_cancelled`` runs, it ends cancelled.
@@ -425,14 +303,7 @@ class Orchestrator:
         Raises:
             TaskNotFoundError: No such task.
         """
-        handle, description = await self._describe_task(task_id)
-        if description.status != WorkflowExecutionStatus.RUNNING:
-            return
-        try:
-            await handle.cancel()
-        except RPCError as err:
-            if err.status != RPCStatusCode.NOT_FOUND:
-                raise
+        await _tasks.cancel(*await self._describe_task(task_id))
 
     async def steer_task(self, task_id: str, messages: Sequence[dict[str, Any]]) -> None:
         """Add messages to the task's conversation at its next turn boundary.
@@ -446,20 +317,7 @@ class Orchestrator:
         if problem is not None:
             raise InvalidPayloadError(problem)
         handle, _ = await self._describe_task(task_id)
-        try:
-            await handle.execute_update(
-                wire.STEER_UPDATE,
-                wire.SteerInput(messages=list(messages)),
-                rpc_timeout=_UPDATE_TIMEOUT,
-            )
-        except WorkflowUpdateFailedError as err:
-            raise _update_error(err) from None
-        except WorkflowUpdateRPCTimeoutOrCancelledError:
-            raise _no_worker(task_id, "steering") from None
-        except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND:
-                raise TaskStateError(f"task {task_id} has already ended") from None
-            raise
+        await _tasks.steer(handle, task_id, messages)
 
     async def complete_deferred_tool(self, task_id: str, tool_call_id: str, result: Any) -> bool:
         """Deliver a deferred tool's result; True if the task was waiting for this call.
@@ -468,26 +326,7 @@ class Orchestrator:
             TaskNotFoundError: No such task.
         """
         handle, description = await self._describe_task(task_id)
-        if description.status != WorkflowExecutionStatus.RUNNING:
-            return False
-        try:
-            accepted: bool = await handle.execute_update(
-                wire.COMPLETE_TOOL_UPDATE,
-                wire.CompleteToolInput(
-                    tool_call_id=tool_call_id, result=format_tool_output(result)
-                ),
-                result_type=bool,
-                rpc_timeout=_UPDATE_TIMEOUT,
-            )
-        except WorkflowUpdateFailedError:
-            return False
-        except WorkflowUpdateRPCTimeoutOrCancelledError:
-            raise _no_worker(task_id, "deferred tool result") from None
-        except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND:
-                return False
-            raise
-        return accepted
+        return await _tasks.complete_tool(handle, description, task_id, tool_call_id, result)
 
     # -- batches -------------------------------------------------------------------------
 
@@ -509,37 +348,17 @@ class Orchestrator:
             PayloadTooLargeError: One payload is larger than Temporal accepts.
         """
         config = self._config_of(agent)
-        validate_id(owner_id, "owner id")
-        if not payloads:
-            raise InvalidPayloadError("a batch needs at least one payload")
-        contexts = []
-        for index, payload in enumerate(payloads):
-            try:
-                contexts.append(agent.validate_payload(payload).model_dump(mode="json"))
-            except InvalidPayloadError as err:
-                raise InvalidPayloadError(f"payload {index}: {err}") from None
         client = await self.client()
-        chunks = chunk_payloads(client, contexts, self.batch_chunk_size)
-        if len(chunks) > MAX_LEAVES:
-            # The root cancels its leaves one request each; Temporal stalls a run past 2,000.
-            raise UserError(
-                f"a batch of {len(contexts)} tasks needs {len(chunks)} leaves, over the "
-                f"{MAX_LEAVES} one batch runs; raise batch_chunk_size or split the batch"
-            )
-        inp = wire.BatchInput(
-            batch_id=new_batch_id(),
-            owner_id=owner_id,
-            agent_name=agent.name,
-            task_queue=agent_task_queue(agent.name, config),
-            total_tasks=len(contexts),
-            policy=config.turn_policy(),
-            max_turns=agent.max_turns,
-            created_at=datetime.now(UTC),
-            track_status=wire.SA_STATUS in self._search_attributes,
-            hooks=agent.hooks_outside_turns(),
+        return await _batches.enqueue(
+            client,
+            agent,
+            config,
+            owner_id,
+            payloads,
+            self.batch_chunk_size,
+            self.max_running_tasks,
+            self._search_attributes,
         )
-        await start_batch(client, inp, chunks, self.max_running_tasks)
-        return new_batch_record(inp)
 
     async def get_batch(self, batch_id: str) -> Batch:
         """The batch's tasks, progress and status.
@@ -547,18 +366,7 @@ class Orchestrator:
         Raises:
             BatchNotFoundError: No such batch.
         """
-        handle, description = await self._describe_batch(batch_id)
-        try:
-            snapshot = await handle.query(
-                wire.BATCH_SNAPSHOT_QUERY,
-                result_type=wire.BatchSnapshot,
-                rpc_timeout=_QUERY_TIMEOUT,
-            )
-        except RPCError:
-            if description.status != WorkflowExecutionStatus.COMPLETED:
-                raise
-            snapshot = await handle.result()
-        return batch_from(snapshot)
+        return await _batches.read(*await self._describe_batch(batch_id))
 
     async def cancel_batch(self, batch_id: str) -> Batch:
         """Cancel every task of the batch still running (and any not started yet).
@@ -570,37 +378,8 @@ class Orchestrator:
             BatchNotFoundError: No such batch.
         """
         handle, description = await self._describe_batch(batch_id)
-        if description.status == WorkflowExecutionStatus.RUNNING:
-            try:
-                await handle.cancel()
-            except RPCError as err:
-                if err.status != RPCStatusCode.NOT_FOUND:
-                    raise
-            await self._sweep_until_ended(handle, batch_id)
+        await _batches.cancel(await self.client(), handle, description)
         return await self.get_batch(batch_id)
-
-    async def _sweep_until_ended(self, handle: WorkflowHandle[Any, Any], batch_id: str) -> None:
-        """Cancel the batch's running workflows directly until its root has ended.
-
-        The batch's own cancellation reaches every task; these direct cancels only make it
-        fast (``factorial._batches.cancel_running``). Each sweep asks the tasks that visibility
-        shows running and were not asked yet.
-        """
-        client, asked = await self.client(), set[str]()
-        ended = asyncio.ensure_future(handle.result())
-        try:
-            while not ended.done():
-                await cancel_running(client, batch_id, asked)
-                await asyncio.wait([ended], timeout=_SWEEP_INTERVAL)
-            with contextlib.suppress(WorkflowFailureError):  # cancelled, as asked
-                ended.result()
-        finally:
-            ended.cancel()
-
-    async def _describe_batch(self, batch_id: str) -> tuple[WorkflowHandle[Any, Any], Any]:
-        return await self._describe(
-            batch_id, "batch", wire.BATCH_WORKFLOWS, wire.BatchSnapshot, BatchNotFoundError
-        )
 
     # -- events --------------------------------------------------------------------------
 
@@ -625,26 +404,15 @@ class Orchestrator:
             from_offset: First offset to deliver; None delivers everything still retained.
         """
         validate_id(owner_id, "owner id")
-        tasks = set(task_ids) if task_ids is not None else None
-        types = set(event_types) if event_types is not None else None
-        pattern = re.compile(event_pattern) if event_pattern else None
         feed = self._feeds.get(owner_id)
         if feed is None:
             reader = StreamReader(
                 await self.client(), owner_id, self.event_stream, self.reconnect_timeout
             )
             feed = self._feeds[owner_id] = OwnerFeed(reader)
-        async for offset, event in feed.items(from_offset):
-            if event.get("owner_id") != owner_id:
-                continue
-            if tasks is not None and event.get("task_id") not in tasks:
-                continue
-            event_type = event.get("event_type", "")
-            if types is not None and event_type not in types:
-                continue
-            if pattern is not None and not pattern.match(event_type):
-                continue
-            yield {**event, "offset": offset}
+        events = owner_events(feed, owner_id, task_ids, event_types, event_pattern, from_offset)
+        async for event in events:
+            yield event
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -671,77 +439,26 @@ class Orchestrator:
             return None
         return TaskStatus.QUEUED if batch.metadata.status == "active" else TaskStatus.CANCELLED
 
-    async def _describe_task(self, task_id: str) -> tuple[WorkflowHandle[Any, Any], Any]:
-        return await self._describe(
-            task_id, "task", (wire.TASK_WORKFLOW,), wire.TaskSnapshot, TaskNotFoundError
+    async def _describe_task(
+        self, task_id: str
+    ) -> tuple[_tasks.Handle, WorkflowExecutionDescription]:
+        return await _tasks.describe(
+            await self.client(),
+            task_id,
+            "task",
+            (wire.TASK_WORKFLOW,),
+            wire.TaskSnapshot,
+            TaskNotFoundError,
         )
 
-    async def _describe(
-        self,
-        workflow_id: str,
-        what: str,
-        workflow_types: tuple[str, ...],
-        result_type: type[Any],
-        not_found: type[NotFoundError],
-    ) -> tuple[WorkflowHandle[Any, Any], Any]:
-        """A handle and description of a task or batch workflow, or ``not_found``."""
-        validate_id(workflow_id, f"{what} id")
-        client = await self.client()
-        handle = client.get_workflow_handle(workflow_id, result_type=result_type)
-        try:
-            description = await handle.describe()
-        except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND:
-                raise not_found(f"no {what} with id {workflow_id!r}") from None
-            raise
-        if description.workflow_type not in workflow_types:
-            raise not_found(f"{workflow_id!r} is not a {what}")
-        return handle, description
-
-
-def _task_search_attributes(
-    inp: wire.TaskInput, available: frozenset[str]
-) -> TypedSearchAttributes:
-    values = {
-        wire.SA_OWNER: inp.owner_id,
-        wire.SA_AGENT: inp.agent_name,
-        wire.SA_STATUS: TaskStatus.ACTIVE.value,  # indexed: active until it ends or waits
-        wire.SA_BATCH: inp.batch_id,
-        wire.SA_PARENT: inp.parent_task_id,
-    }
-    return TypedSearchAttributes(
-        [
-            SearchAttributePair(SearchAttributeKey.for_keyword(name), value)
-            for name, value in values.items()
-            if value and name in available
-        ]
-    )
-
-
-def _turn_in_backoff(description: Any) -> bool:
-    """True when the turn activity failed and waits for its next attempt."""
-    for pending in description.raw_description.pending_activities:
-        if pending.attempt > 1 and pending.state == 1:  # PENDING_ACTIVITY_STATE_SCHEDULED
-            return True
-    return False
-
-
-def _no_worker(task_id: str, what: str) -> TaskStateError:
-    return TaskStateError(
-        f"no worker took the {what} for task {task_id} within {_UPDATE_TIMEOUT.seconds}s; "
-        "is a worker for its agent running? It may still be applied when one starts"
-    )
-
-
-def _update_error(err: WorkflowUpdateFailedError) -> Exception:
-    cause = err.cause
-    if isinstance(cause, ApplicationError):
-        if cause.type == "TaskStateError":
-            return TaskStateError(cause.message)
-        if cause.type == "InvalidPayloadError":
-            return InvalidPayloadError(cause.message)
-    return TaskStateError(str(cause or err))
-
-
-def _clip(text: str, limit: int = 200) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    async def _describe_batch(
+        self, batch_id: str
+    ) -> tuple[_tasks.Handle, WorkflowExecutionDescription]:
+        return await _tasks.describe(
+            await self.client(),
+            batch_id,
+            "batch",
+            wire.BATCH_WORKFLOWS,
+            wire.BatchSnapshot,
+            BatchNotFoundError,
+        )

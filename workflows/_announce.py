@@ -25,13 +25,11 @@ def announce_end(events: StreamEmitter, agent_name: str, result: wire.SubTaskRes
     """A task's terminal events, from its result: ``agent_output`` and ``run_completed``,
     ``run_cancelled`` or ``run_failed``."""
     task: dict[str, Any] = {"task_id": result.task_id, "agent_name": agent_name}
-    if result.status == "completed":
-        events.emit(ev.AGENT_OUTPUT, **task, turn=result.turn, data=result.output)
-        events.emit(ev.RUN_COMPLETED, **task, turn=result.turn)
-    elif result.status == "cancelled":
-        events.emit(ev.RUN_CANCELLED, **task)
-    else:
-        events.emit(ev.RUN_FAILED, **task, error=result.error)
+    ending = ev.terminal_events(
+        result.status, turn=result.turn, output=result.output, error=result.error
+    )
+    for event_type, fields in ending:
+        events.emit(event_type, **task, **fields)
 
 
 class Announcer:

@@ -7,7 +7,7 @@ makes the server terminate the run. ``BoundedStream`` therefore
 
 * caps every answer at ``POLL_BYTES`` (the rest follows with ``more_ready``),
 * admits at most ``MAX_LONG_POLLS`` long-polls at a time and refuses more at once with
-  ``STREAM_BUSY`` (a subscriber then reads by query, which costs no history), and
+  ``FailureType.STREAM_BUSY`` (a subscriber then reads by query, which costs no history), and
 * counts the long-polls of the run, so the owner's workflow continues as new in time.
 
 It overrides three private methods (``_validate_poll``, ``_on_poll``, ``_collect_batch``), reads
@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from temporalio.contrib.workflow_streams._types import _WorkflowStreamWireItem
 
-    from factorial._wire import STREAM_BUSY
+    from factorial._wire import FailureType
 
 #: Long-polls one run serves at once. Temporal admits 10 updates in flight, and those waiting
 #: for their validator count too: leave room for the ones this refuses.
@@ -58,7 +58,7 @@ class BoundedStream(WorkflowStream):
         if self.long_polls >= MAX_LONG_POLLS:
             raise ApplicationError(
                 f"{MAX_LONG_POLLS} long-polls are waiting already; read by query instead",
-                type=STREAM_BUSY,
+                type=FailureType.STREAM_BUSY,
             )
 
     async def _on_poll(self, payload: PollInput) -> PollResult:

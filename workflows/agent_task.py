@@ -59,6 +59,7 @@ with workflow.unsafe.imports_passed_through():
         BatchSnapshot,
         ChildBatchRequest,
         CompleteToolInput,
+        FailureType,
         HookInput,
         OutsideHook,
         PendingToolCall,
@@ -112,7 +113,9 @@ class AgentTaskWorkflow:
                 _raise_if_cancel_requested()
                 if out.failure:
                     await self._finish_failed(out.failure)
-                    raise ApplicationError(out.failure, type="AgentRunFailed", non_retryable=True)
+                    raise ApplicationError(
+                        out.failure, type=FailureType.AGENT_RUN_FAILED, non_retryable=True
+                    )
                 if out.done:
                     return await self._finish_completed(out.output)
                 if out.child_batches:
@@ -129,7 +132,9 @@ class AgentTaskWorkflow:
             if isinstance(err, _TurnFailed):
                 message = str(err)
                 await self._finish_failed(message)
-                raise ApplicationError(message, type="AgentRunFailed", non_retryable=True) from None
+                raise ApplicationError(
+                    message, type=FailureType.AGENT_RUN_FAILED, non_retryable=True
+                ) from None
             raise
 
     # -- queries and updates -------------------------------------------------------------
@@ -161,9 +166,9 @@ class AgentTaskWorkflow:
     def _validate_steer(self, inp: SteerInput) -> None:
         problem = steering_problem(inp.messages)
         if problem is not None:
-            raise ApplicationError(problem, type="InvalidPayloadError")
+            raise ApplicationError(problem, type=FailureType.INVALID_PAYLOAD)
         if self._is_terminal():
-            raise ApplicationError(f"task is {self._status}", type="TaskStateError")
+            raise ApplicationError(f"task is {self._status}", type=FailureType.TASK_STATE)
 
     @workflow.update(name=COMPLETE_TOOL_UPDATE)
     def complete_deferred_tool(self, inp: CompleteToolInput) -> bool:
@@ -177,7 +182,8 @@ class AgentTaskWorkflow:
     def _validate_complete(self, inp: CompleteToolInput) -> None:
         if inp.tool_call_id not in self._pending or inp.tool_call_id in self._results:
             raise ApplicationError(
-                f"no pending deferred tool call {inp.tool_call_id!r}", type="UnknownToolCall"
+                f"no pending deferred tool call {inp.tool_call_id!r}",
+                type=FailureType.UNKNOWN_TOOL_CALL,
             )
 
     # -- the turn loop -------------------------------------------------------------------
@@ -374,8 +380,7 @@ class AgentTaskWorkflow:
         self._output = output
         self._set_status("completed")
         turn = int(self._context.get("turn", 0))
-        self._emit_terminal(ev.AGENT_OUTPUT, turn=turn, data=output)
-        self._emit_terminal(ev.RUN_COMPLETED, turn=turn)
+        self._emit_end("completed", turn=turn, output=output)
         await self._close()
         return self.snapshot()
 
@@ -383,13 +388,13 @@ class AgentTaskWorkflow:
         self._error = message
         self._set_status("failed")
         await self._run_hook("on_run_end", error=message)
-        self._emit_terminal(ev.RUN_FAILED, error=message)
+        self._emit_end("failed", error=message)
         await self._close()
 
     async def _finish_cancelled(self) -> None:
         self._set_status("cancelled")
         await self._run_hook("on_run_cancelled")
-        self._emit_terminal(ev.RUN_CANCELLED)
+        self._emit_end("cancelled")
         await self._close()
 
     async def _close(self) -> None:
@@ -445,10 +450,11 @@ class AgentTaskWorkflow:
     def _emit(self, event_type: str, **fields: Any) -> None:
         self._events.emit(event_type, **fields)
 
-    def _emit_terminal(self, event_type: str, **fields: Any) -> None:
-        """Publish a terminal event, unless this task's batch publishes it (see BatchWorkflow)."""
+    def _emit_end(self, status: str, **how: Any) -> None:
+        """Announce how the run ended, unless this task's batch does (see BatchWorkflow)."""
         if not self._inp.terminal_events_by_batch:
-            self._emit(event_type, **fields)
+            for event_type, fields in ev.terminal_events(status, **how):
+                self._emit(event_type, **fields)
 
     async def _drain_events(self) -> None:
         await self._events.drain()

@@ -261,7 +261,7 @@ class LegacyBatchWorkflow:
                 raise ApplicationError(
                     f"only {len(self._chunks)} of {self._inp.chunk_count} payload chunks "
                     f"arrived within {_CHUNK_TIMEOUT}",
-                    type="BatchIncomplete",
+                    type=wire.FailureType.BATCH_INCOMPLETE,
                     non_retryable=True,
                 ) from None
             for index in sorted(set(self._chunks) - launched):

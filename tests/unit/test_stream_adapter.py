@@ -38,7 +38,7 @@ def test_protocol_names_match_the_sdk() -> None:
     assert _wire.STREAM_OFFSET_QUERY == sdk_stream._OFFSET_QUERY
     assert _wire.STREAM_DRAINING == sdk_types.STREAM_DRAINING_ERROR_TYPE
     assert _wire.STREAM_TRUNCATED == sdk_types.TRUNCATED_OFFSET_ERROR_TYPE
-    assert _wire.STREAM_BUSY not in {_wire.STREAM_DRAINING, _wire.STREAM_TRUNCATED}
+    assert _wire.FailureType.STREAM_BUSY not in {_wire.STREAM_DRAINING, _wire.STREAM_TRUNCATED}
 
 
 @pytest.mark.parametrize(
