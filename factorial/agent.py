@@ -50,12 +50,20 @@ from factorial.models import (
 from factorial.task import Task, TaskMetadata
 from factorial.tools import FunctionTool, tools_by_name
 
+#: The public names; the rest (``tools_by_name``, ``build_workers``, ...) serve Factorial itself.
+__all__ = [
+    "Agent",
+    "BaseAgent",
+    "RunCompletion",
+    "TurnCompletion",
+]
+
 logger = logging.getLogger("factorial")
 
 ContextT = TypeVar("ContextT", bound=AgentContext)
 
 #: Positional arguments each lifecycle hook receives.
-HOOK_ARITY = {
+_HOOK_ARITY = {
     "on_run_start": 2,  # (agent_ctx, execution_ctx)
     "on_run_end": 3,  # (agent_ctx, execution_ctx, RunCompletion)
     "on_turn_start": 2,  # (agent_ctx, execution_ctx)
@@ -97,10 +105,10 @@ def _check_hook(name: str, hook: Callable[..., Any] | None) -> None:
     if not callable(hook):
         raise HookSignatureError(f"{name} must be callable, got {type(hook).__name__}")
     try:
-        inspect.signature(hook).bind(*([None] * HOOK_ARITY[name]))
+        inspect.signature(hook).bind(*([None] * _HOOK_ARITY[name]))
     except TypeError as err:
         raise HookSignatureError(
-            f"{name} must accept {HOOK_ARITY[name]} positional arguments: {err}"
+            f"{name} must accept {_HOOK_ARITY[name]} positional arguments: {err}"
         ) from None
     except ValueError:  # builtins without a signature: trust them
         return

@@ -33,6 +33,11 @@ from factorial.agent import BaseAgent
 from factorial.events import EventStreamConfig
 from factorial.models import ModelClients
 
+#: The public names; the rest (``tools_by_name``, ``build_workers``, ...) serve Factorial itself.
+__all__ = [
+    "AgentWorkerConfig",
+]
+
 
 class AgentWorkerConfig(BaseModel):
     """How an agent's tasks run.

@@ -25,8 +25,9 @@ def build_tree() -> dict[str, str]:
     shutil.rmtree(TREE, ignore_errors=True)
     package = TREE / "factorial"
     package.mkdir(parents=True)
-    for source in (ROOT / "factorial").glob("*.py"):
-        (package / source.name).symlink_to(source)
+    for source in (ROOT / "factorial").iterdir():
+        if source.suffix == ".py" or (source / "__init__.py").is_file():  # modules, subpackages
+            (package / source.name).symlink_to(source, target_is_directory=source.is_dir())
     prefixes = {}
     for name, folder in setuptools["package-dir"].items():
         link = TREE / name.replace(".", "/")

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from factorial import Agent, AgentContext, Orchestrator, deferred_tool
 from factorial.cli import app
-from factorial.demo import SCRIPTED_NOTICE
+from factorial.cli.demo import SCRIPTED_NOTICE
 from factorial.devserver import DevServer, free_port
 from factorial.example_app import RESEARCH_AGENT, build_orchestrator, topics_for
 from factorial.testing import ScriptedModel, call_tool, reply

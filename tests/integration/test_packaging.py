@@ -5,6 +5,7 @@ task with the wheel's workers."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -55,16 +56,27 @@ def _run(*args: str | Path, **kwargs: object) -> subprocess.CompletedProcess[str
 def test_the_wheel_runs_a_task_beside_user_modules_named_workflows_and_activities(
     tmp_path: Path, temporal_server: DevServer, unique: Callable[[str], str]
 ) -> None:
+    # Built from a copy of the sources, as the Dockerfile does: an in-tree build would reuse
+    # (and ship) whatever a previous build left in build/.
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    for folder in ("factorial", "workflows", "activities"):
+        shutil.copytree(
+            ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__")
+        )
     wheels = tmp_path / "wheels"
     built = _run(
         sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-        "-w", wheels, ROOT,
+        "-w", wheels, source,
     )  # fmt: skip
     assert built.returncode == 0, built.stderr
     [wheel] = wheels.glob("factorial_temporal-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "factorial/workflows/batch.py" in names and "factorial/activities/turn.py" in names
     assert not [n for n in names if n.startswith(("workflows/", "activities/"))]
+    assert "factorial/cli/__init__.py" in names and "factorial/cli.py" not in names
 
     site = tmp_path / "site"
     installed = _run(sys.executable, "-m", "pip", "install", "--no-deps", "-q", "-t", site, wheel)
