@@ -13,9 +13,7 @@ from the turn activity, in order, as they happen.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-import json
 from datetime import timedelta
 from typing import Any
 
@@ -24,7 +22,6 @@ from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
-    ChildWorkflowError,
     FailureError,
     is_cancelled_exception,
 )
@@ -32,6 +29,7 @@ from temporalio.exceptions import (
     TimeoutError as TemporalTimeoutError,
 )
 
+from factorial.workflows._children import run_child_batch, sub_task_results_message
 from factorial.workflows._emitter import StreamEmitter
 from factorial.workflows._turn_mode import (
     BOUNDARY,
@@ -44,19 +42,13 @@ from factorial.workflows._turn_mode import (
 with workflow.unsafe.imports_passed_through():
     from factorial import events as ev
     from factorial._wire import (
-        BATCH_TASK_QUEUE,
-        BATCH_WORKFLOW,
-        CANCEL_REMAINING_SIGNAL,
         COMPLETE_TOOL_UPDATE,
-        LEGACY_BATCH_WORKFLOW,
         RUN_HOOK_ACTIVITY,
         RUN_TURN_ACTIVITY,
         SA_STATUS,
         SNAPSHOT_QUERY,
         STEER_UPDATE,
         TASK_WORKFLOW,
-        BatchInput,
-        BatchSnapshot,
         ChildBatchRequest,
         CompleteToolInput,
         FailureType,
@@ -64,20 +56,16 @@ with workflow.unsafe.imports_passed_through():
         OutsideHook,
         PendingToolCall,
         SteerInput,
-        SubTaskResult,
         TaskInput,
         TaskSnapshot,
         ToolResult,
         TurnInput,
         TurnOutput,
-        batch_search_attributes,
         steering_problem,
-        task_id_of,
     )
 
 _STATUS_KEY = SearchAttributeKey.for_keyword(SA_STATUS)
 _HOOK_TIMEOUT = timedelta(seconds=60)
-AGENT_BATCH_PATCH = "sub-agents-in-agent-batch-workflow"
 
 
 @workflow.defn(name=TASK_WORKFLOW)
@@ -292,65 +280,12 @@ class AgentTaskWorkflow:
         descendant); ``asyncio.gather`` waits until each has finished cancelling.
         """
         self._set_status("pending_child_tasks")
-        outcomes = await asyncio.gather(*(self._run_child_batch(r) for r in requests))
+        outcomes = await asyncio.gather(*(run_child_batch(self._inp, r) for r in requests))
         results = [result for batch in outcomes for result in batch]
         self._context.setdefault("messages", []).append(
             {"role": "user", "content": sub_task_results_message(results)}
         )
         self._set_status("active")
-
-    async def _run_child_batch(self, request: ChildBatchRequest) -> list[SubTaskResult]:
-        inp = self._inp
-        batch = BatchInput(
-            batch_id=request.batch_id,
-            owner_id=inp.owner_id,
-            agent_name=request.agent_name,
-            task_queue=request.task_queue,
-            total_tasks=len(request.payloads),
-            policy=request.policy,
-            max_turns=request.max_turns,
-            created_at=workflow.now(),
-            parent_task_id=inp.task_id,
-            track_status=inp.track_status,
-            payloads=request.payloads,
-            collect_results=True,
-            hooks=request.hooks,
-        )
-        # Tasks recorded before 0.2 started their children as a (legacy) BatchWorkflow.
-        patched = workflow.patched(AGENT_BATCH_PATCH)
-        batch_type = BATCH_WORKFLOW if patched else LEGACY_BATCH_WORKFLOW
-        handle = await workflow.start_child_workflow(
-            batch_type,
-            batch,
-            id=request.batch_id,
-            task_queue=BATCH_TASK_QUEUE,
-            result_type=BatchSnapshot,
-            parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
-            search_attributes=batch_search_attributes(batch, "active"),
-            static_summary=f"{len(request.payloads)} {request.agent_name} sub-tasks of "
-            f"task {inp.task_id}",
-        )
-        try:
-            await workflow.wait_condition(handle.done, timeout=timedelta(seconds=request.timeout))
-        except TimeoutError:
-            # The forking tool's deadline: stop the children still running, keep the rest.
-            await handle.signal(CANCEL_REMAINING_SIGNAL)
-        except asyncio.CancelledError:
-            # This task is being cancelled: cancel the batch and wait until it has ended,
-            # so no descendant outlives its parent.
-            handle.cancel()
-            with contextlib.suppress(BaseException):
-                await handle
-            raise
-        try:
-            snapshot = await handle
-        except ChildWorkflowError as err:
-            error = str(err.cause or err)
-            return [
-                SubTaskResult(task_id=task_id_of(request.batch_id, i), status="failed", error=error)
-                for i in range(len(request.payloads))
-            ]
-        return snapshot.results or []
 
     def _apply_steering(self) -> None:
         if not self._steering:
@@ -458,23 +393,6 @@ class AgentTaskWorkflow:
 
     async def _drain_events(self) -> None:
         await self._events.drain()
-
-
-def sub_task_results_message(results: list[SubTaskResult]) -> str:
-    """The ``<sub_task_results>`` block a forking parent reads on its next turn."""
-    lines = ["<sub_task_results>"]
-    for result in results:
-        if result.status == "completed":
-            output = result.output
-            text = output if isinstance(output, str) else json.dumps(output, sort_keys=True)
-            lines.append(
-                f'<sub_task_result sub_task_id="{result.task_id}">{text}</sub_task_result>'
-            )
-        else:
-            error = result.error or result.status
-            lines.append(f'<sub_task_error sub_task_id="{result.task_id}">{error}</sub_task_error>')
-    lines.append("</sub_task_results>")
-    return "\n".join(lines)
 
 
 def _raise_if_cancel_requested() -> None:
