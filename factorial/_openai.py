@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import openai
 
+from factorial._model_types import ModelRequest, ModelResponse, ToolCall
 from factorial.errors import FactorialError, ModelBehaviorError, ModelHTTPError
-from factorial.models import ModelRequest, ModelResponse, ToolCall
 
 if TYPE_CHECKING:
     from factorial.models import Model
@@ -35,7 +35,7 @@ async def chat_completion(
     try:
         completion = await client.chat.completions.create(
             model=model.provider_model_id,
-            messages=request.messages,  # type: ignore[arg-type]
+            messages=request.messages,  # type: ignore[arg-type]  # plain dicts, not its TypedDicts
             timeout=request.timeout,
             **extra,
         )

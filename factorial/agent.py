@@ -154,7 +154,7 @@ class BaseAgent(Generic[ContextT]):
         model_settings: ModelSettings | None = None,
         max_turns: int | None = None,
         output_type: type[BaseModel] | None = None,
-        context_class: type[ContextT] = AgentContext,  # type: ignore[assignment]
+        context_class: type[ContextT] = AgentContext,  # type: ignore[assignment]  # the base default
         request_timeout: float = 120.0,
         on_run_start: Callable[..., Any] | None = None,
         on_run_end: Callable[..., Any] | None = None,

@@ -21,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio import workflow
 
@@ -144,7 +146,7 @@ def retain(
     )
 
 
-def _first_younger_than(log: list, cutoff: datetime) -> int:  # type: ignore[type-arg]
+def _first_younger_than(log: Sequence[Any], cutoff: datetime) -> int:
     """Index of the first event stamped at or after ``cutoff`` (events are in time order)."""
     low, high = 0, len(log)
     while low < high:
