@@ -39,6 +39,7 @@ from temporalio.service import RPCError
 
 from factorial import _tasks
 from factorial import _wire as wire
+from factorial._cancelling import cancel_each
 from factorial._ids import new_batch_id, validate_id
 from factorial._payloads import chunk_payloads
 from factorial._progress import max_units, percent
@@ -58,8 +59,6 @@ MAX_STARTING = 20
 MAX_ROOT_REPORTS = 500
 #: Progress reports each leaf sends at least, however many leaves there are.
 MIN_LEAF_REPORTS = 4
-#: Cancel requests in flight at once.
-_CONCURRENT_CANCELS = 50
 #: Most leaves (chunks of ``batch_chunk_size`` tasks) one batch may have.
 MAX_LEAVES = 1_000
 #: Seconds between sweeps of a batch being cancelled (visibility lags about a second).
@@ -177,7 +176,8 @@ async def start_batch(
         root = base.model_copy(update={"leaf_sizes": [len(chunk) for chunk in chunks]})
         await _start(client, root, base.batch_id, summary)
     except BaseException:
-        await _cancel_all(client, started)
+        # Best effort: leave no leaf of a batch that failed to start running.
+        await cancel_each(client, started, best_effort=True)
         raise
 
 
@@ -251,13 +251,6 @@ def _start(client: Client, inp: wire.BatchInput, workflow_id: str, summary: str)
     )
 
 
-async def _cancel_all(client: Client, workflow_ids: list[str]) -> None:
-    """Best effort: leave no leaf of a batch that failed to start running."""
-    for workflow_id in workflow_ids:
-        with contextlib.suppress(RPCError):
-            await client.get_workflow_handle(workflow_id).cancel()
-
-
 def batch_from(snapshot: wire.BatchSnapshot) -> Batch:
     """The public ``Batch`` record of a batch workflow's snapshot."""
     task_ids = [wire.task_id_of(snapshot.batch_id, i) for i in range(snapshot.total_tasks)]
@@ -313,13 +306,6 @@ async def cancel_running(client: Client, batch_id: str, done: set[str]) -> None:
         e.id async for e in client.list_workflows(query) if own.fullmatch(e.id) and e.id not in done
     ]
     done.update(ids)
-    limit = asyncio.Semaphore(_CONCURRENT_CANCELS)
-
-    async def cancel(workflow_id: str) -> None:
-        async with limit:
-            with contextlib.suppress(RPCError):  # it has just ended
-                await client.get_workflow_handle(workflow_id).cancel()
-
     # Leaves first, so none starts a task in the place of one cancelled here.
-    await asyncio.gather(*(cancel(i) for i in ids if "-part" in i))
-    await asyncio.gather(*(cancel(i) for i in ids if "-part" not in i))
+    await cancel_each(client, [i for i in ids if "-part" in i], best_effort=True)
+    await cancel_each(client, [i for i in ids if "-part" not in i], best_effort=True)

@@ -156,13 +156,11 @@ async def result(handle: Handle, task_id: str) -> Any:
 
 async def status(handle: Handle, description: WorkflowExecutionDescription) -> TaskStatus:
     """The task's status: from its snapshot, else from what it last indexed."""
-    closed = CLOSED_STATUS.get(description.status) if description.status else None
+    closed = _closed_status(description)
     if closed is not None:
         return closed
     try:
-        snapshot: wire.TaskSnapshot = await handle.query(
-            wire.SNAPSHOT_QUERY, result_type=wire.TaskSnapshot, rpc_timeout=QUERY_TIMEOUT
-        )
+        snapshot = await _snapshot(handle)
     except RPCError:
         # No worker answered: fall back to the status the task last indexed.
         indexed = description.typed_search_attributes.get(
@@ -177,17 +175,14 @@ async def status(handle: Handle, description: WorkflowExecutionDescription) -> T
 
 async def data(handle: Handle, description: WorkflowExecutionDescription) -> dict[str, Any] | None:
     """The task's snapshot as JSON, or None when no worker answers for a running task."""
-    snapshot: wire.TaskSnapshot
     try:
-        snapshot = await handle.query(
-            wire.SNAPSHOT_QUERY, result_type=wire.TaskSnapshot, rpc_timeout=QUERY_TIMEOUT
-        )
+        snapshot = await _snapshot(handle)
     except RPCError:
         if description.status != WorkflowExecutionStatus.COMPLETED:
             return None
         snapshot = await handle.result()
     found = snapshot.model_dump(mode="json")
-    closed = CLOSED_STATUS.get(description.status) if description.status else None
+    closed = _closed_status(description)
     if closed is not None:
         found["status"] = closed.value
     return found
@@ -259,6 +254,19 @@ def update_error(err: WorkflowUpdateFailedError) -> Exception:
     if isinstance(cause, ApplicationError) and cause.type in wire.CLIENT_ERRORS:
         return wire.CLIENT_ERRORS[cause.type](cause.message)
     return TaskStateError(str(cause or err))
+
+
+async def _snapshot(handle: Handle) -> wire.TaskSnapshot:
+    """The task's ``snapshot`` query (a worker answers it)."""
+    snapshot: wire.TaskSnapshot = await handle.query(
+        wire.SNAPSHOT_QUERY, result_type=wire.TaskSnapshot, rpc_timeout=QUERY_TIMEOUT
+    )
+    return snapshot
+
+
+def _closed_status(description: WorkflowExecutionDescription) -> TaskStatus | None:
+    """A closed workflow's task status; None while it runs."""
+    return CLOSED_STATUS.get(description.status) if description.status else None
 
 
 def _search_attributes(inp: wire.TaskInput, available: frozenset[str]) -> TypedSearchAttributes:

@@ -154,7 +154,7 @@ class Leaf:
             result = await self._execute(index, task_id, payload)
         except ChildWorkflowError as err:
             status = "cancelled" if is_cancelled_exception(err) else "failed"
-            result = wire.SubTaskResult(task_id=task_id, status=status, error=_error_text(err))
+            result = wire.SubTaskResult(task_id=task_id, status=status, error=error_text(err))
         except WorkflowAlreadyStartedError:
             result = wire.SubTaskResult(
                 task_id=task_id, status="failed", error=f"a task with id {task_id} already exists"
@@ -237,7 +237,7 @@ class Leaf:
         self._changed()
 
 
-def _error_text(err: ChildWorkflowError) -> str:
+def error_text(err: ChildWorkflowError) -> str:
     """A task's failure as one line: the cause's message, or ``cancelled``."""
     if is_cancelled_exception(err):
         return "cancelled"

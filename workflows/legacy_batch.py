@@ -41,12 +41,12 @@ from temporalio.common import (
 from temporalio.exceptions import (
     ApplicationError,
     ChildWorkflowError,
-    FailureError,
     is_cancelled_exception,
 )
 
 from factorial.workflows._announce import announce_end
 from factorial.workflows._emitter import StreamEmitter
+from factorial.workflows._leaf import error_text
 
 with workflow.unsafe.imports_passed_through():
     from factorial import _wire as wire
@@ -56,16 +56,6 @@ _CHUNK_TIMEOUT = timedelta(minutes=10)
 #: Leaves drain their events before they end (they used to drop the last signals).
 LEAF_DRAIN_PATCH = "legacy-leaf-drains-events"
 _STATUS_KEY = SearchAttributeKey.for_keyword(wire.SA_STATUS)
-
-
-def _error_text(err: ChildWorkflowError) -> str:
-    """A task's failure as one line: the cause's message, or ``cancelled``."""
-    if is_cancelled_exception(err):
-        return "cancelled"
-    cause = err.cause
-    while isinstance(cause, FailureError) and cause.cause is not None and not cause.message:
-        cause = cause.cause
-    return cause.message if isinstance(cause, FailureError) and cause.message else str(err)
 
 
 @workflow.defn(name=wire.LEGACY_BATCH_WORKFLOW)
@@ -217,7 +207,7 @@ class LegacyBatchWorkflow:
             )
         except ChildWorkflowError as err:
             outcome = "cancelled" if is_cancelled_exception(err) else "failed"
-            result = wire.SubTaskResult(task_id=task_id, status=outcome, error=_error_text(err))
+            result = wire.SubTaskResult(task_id=task_id, status=outcome, error=error_text(err))
         except asyncio.CancelledError:
             outcome = "cancelled"
             result = wire.SubTaskResult(task_id=task_id, status=outcome, error="cancelled")
