@@ -25,6 +25,7 @@ EVENTS_WORKFLOW = "OwnerEventsWorkflow"
 EVENTS_TASK_QUEUE = "factorial-events"
 PUBLISH_EVENTS_ACTIVITY = "publish_events"
 CANCEL_WORKFLOWS_ACTIVITY = "cancel_workflows"
+CANCEL_AND_WAIT_ACTIVITY = "cancel_and_wait"
 #: The ``workflow_streams`` protocol by name (as its README documents it; the unit test of
 #: ``factorial.workflows._stream`` checks these against the SDK).
 STREAM_PUBLISH_SIGNAL = "__temporal_workflow_stream_publish"

@@ -26,7 +26,7 @@ from factorial._wire import (
     TurnExecution,
     TurnPolicy,
 )
-from factorial.activities.cancelling import cancel_workflows
+from factorial.activities.cancelling import cancel_and_wait, cancel_workflows
 from factorial.activities.publishing import StreamActivities
 from factorial.activities.turn import AgentActivities
 from factorial.agent import BaseAgent
@@ -174,7 +174,7 @@ def build_workers(
             client,
             task_queue=BATCH_TASK_QUEUE,
             workflows=[BatchWorkflow, LegacyBatchWorkflow],
-            activities=[publish, cancel_workflows],
+            activities=[publish, cancel_workflows, cancel_and_wait],
             workflow_runner=runner,
             max_concurrent_workflow_tasks=50,
         )
