@@ -28,6 +28,7 @@ from factorial._connection import connect, register_search_attributes, tls_confi
 from factorial._ids import validate_id
 from factorial._streams import StreamReader
 from factorial._subscriptions import OwnerFeed, owner_events
+from factorial._workers import build_workers
 from factorial.agent import BaseAgent
 from factorial.context import AgentContext
 from factorial.errors import (
@@ -42,7 +43,7 @@ from factorial.errors import (
 from factorial.events import EventStreamConfig
 from factorial.models import ModelClients
 from factorial.task import Batch, Task, TaskStatus
-from factorial.worker import AgentWorkerConfig, build_workers
+from factorial.worker import AgentWorkerConfig
 
 #: Seconds between looks at a batch task that waits for a free slot.
 _QUEUED_POLL = 1.0
