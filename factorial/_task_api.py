@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+from temporalio.client import WorkflowExecutionDescription
 from temporalio.service import RPCError
 
 from factorial import _batches, _tasks
@@ -83,14 +84,10 @@ class TaskAPI(OrchestratorBase):
         Raises:
             TaskNotFoundError: No such task.
         """
-        try:
-            handle, description = await self._describe_task(task_id)
-        except TaskNotFoundError:
-            unstarted = await self._unstarted_status(task_id)
-            if unstarted is None:
-                raise
-            return unstarted
-        return await _tasks.status(handle, description)
+        found = await self._describe_or_unstarted(task_id)
+        if isinstance(found, TaskStatus):
+            return found
+        return await _tasks.status(*found)
 
     async def get_task_data(self, task_id: str) -> dict[str, Any] | None:
         """The task's data while running or after it ended: status, turn, output, error, context.
@@ -100,16 +97,12 @@ class TaskAPI(OrchestratorBase):
         Raises:
             TaskNotFoundError: No such task.
         """
-        try:
-            handle, description = await self._describe_task(task_id)
-        except TaskNotFoundError:
-            unstarted = await self._unstarted_status(task_id)
-            if unstarted is None:
-                raise
+        found = await self._describe_or_unstarted(task_id)
+        if isinstance(found, TaskStatus):
             parsed = wire.batch_task_of(task_id)
             assert parsed is not None  # only a batch's task can be unstarted
-            return {"task_id": task_id, "status": unstarted.value, "batch_id": parsed[0]}
-        return await _tasks.data(handle, description)
+            return {"task_id": task_id, "status": found.value, "batch_id": parsed[0]}
+        return await _tasks.data(*found)
 
     async def cancel_task(self, task_id: str) -> None:
         """Cancel a task: its running turn stops, ``on_run_cancelled`` runs, it ends cancelled.
@@ -143,6 +136,18 @@ class TaskAPI(OrchestratorBase):
         """
         handle, description = await self._describe_task(task_id)
         return await _tasks.complete_tool(handle, description, task_id, tool_call_id, result)
+
+    async def _describe_or_unstarted(
+        self, task_id: str
+    ) -> tuple[_tasks.Handle, WorkflowExecutionDescription] | TaskStatus:
+        """The task's workflow, or the status of a batch's task not started (yet)."""
+        try:
+            return await self._describe_task(task_id)
+        except TaskNotFoundError:
+            unstarted = await self._unstarted_status(task_id)
+            if unstarted is None:
+                raise
+            return unstarted
 
     async def _unstarted_status(self, task_id: str) -> TaskStatus | None:
         """``queued`` or ``cancelled`` for a batch's task not started (yet); else None."""
