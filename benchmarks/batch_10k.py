@@ -573,7 +573,7 @@ async def _count(client: Any, query: str) -> int:
 
 
 def factorial_task_queue(system: str) -> str:
-    from factorial.worker import agent_task_queue
+    from factorial._workers import agent_task_queue
 
     return agent_task_queue(agent_name(system), worker_config(system))
 

@@ -44,11 +44,12 @@ from factorial._ids import new_batch_id, validate_id
 from factorial._payloads import chunk_payloads
 from factorial._progress import max_units, percent
 from factorial._tasks import QUERY_TIMEOUT
+from factorial._workers import agent_task_queue
 from factorial.agent import BaseAgent
 from factorial.context import AgentContext
 from factorial.errors import InvalidPayloadError, UserError
 from factorial.task import Batch, BatchMetadata
-from factorial.worker import AgentWorkerConfig, agent_task_queue
+from factorial.worker import AgentWorkerConfig
 
 #: Leaf starts in flight at once.
 _CONCURRENT_STARTS = 20

@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from factorial._turn import RunCompletion
 from factorial.context import AgentContext, ExecutionContext
 from factorial.errors import InlineRunError
 from factorial.events import RUN_STARTED, EventPublisher, terminal_events
 from factorial.models import ModelClients
 
 if TYPE_CHECKING:
-    from factorial.agent import BaseAgent, RunCompletion
+    from factorial.agent import BaseAgent
 
 ContextT = TypeVar("ContextT", bound=AgentContext)
 
@@ -30,8 +31,6 @@ async def run_inline(
     on_event: Callable[[dict[str, Any]], None] | None,
 ) -> RunCompletion[ContextT]:
     """Run ``agent`` to the end of its run; see ``BaseAgent.run_inline``."""
-    from factorial.agent import RunCompletion
-
     kinds = {t.name: t.kind for t in agent.tools.values() if t.kind != "function"}
     if kinds:
         raise InlineRunError(

@@ -36,6 +36,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from factorial import _wire as wire
 from factorial._ids import validate_id
 from factorial._payloads import check_size
+from factorial._workers import agent_task_queue
 from factorial.agent import BaseAgent
 from factorial.context import AgentContext
 from factorial.errors import (
@@ -47,7 +48,7 @@ from factorial.errors import (
 )
 from factorial.task import Task, TaskStatus
 from factorial.tools import format_tool_output
-from factorial.worker import AgentWorkerConfig, agent_task_queue
+from factorial.worker import AgentWorkerConfig
 
 #: How long a query or an update waits for a worker before giving up.
 QUERY_TIMEOUT = timedelta(seconds=10)

@@ -25,6 +25,18 @@ if TYPE_CHECKING:
 FINAL_OUTPUT_TOOL = "final_output"
 
 
+def final_output_schema(output_type: type[BaseModel]) -> dict[str, Any]:
+    """The schema of the ``final_output`` tool an agent with ``output_type`` gets."""
+    return {
+        "type": "function",
+        "function": {
+            "name": FINAL_OUTPUT_TOOL,
+            "description": "Call this with the final answer to finish the task.",
+            "parameters": output_type.model_json_schema(),
+        },
+    }
+
+
 @dataclass
 class PendingCall:
     """A deferred tool call the task now waits on."""

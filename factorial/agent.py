@@ -7,38 +7,26 @@ messages, call the model, run the tools, update the context); a worker runs it i
 
 from __future__ import annotations
 
-import asyncio
-import inspect
-import logging
 import re
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from factorial import _turn
+from factorial._hooks import check_hook
 from factorial._ids import new_task_id, validate_id
 from factorial._inline import run_inline
-from factorial._spawn import SpawnRequest
 from factorial._tool_actions import (
     FINAL_OUTPUT_TOOL,
-    PendingCall,
     ToolActionResult,
+    final_output_schema,
     run_tool_call,
 )
-from factorial._tool_actions import published as published_tool_action
+from factorial._turn import RunCompletion, TurnCompletion
 from factorial.context import AgentContext, ExecutionContext
-from factorial.errors import (
-    HookSignatureError,
-    InvalidPayloadError,
-    MaxTurnsExceeded,
-    UserError,
-)
-from factorial.events import (
-    EventPublisher,
-    progress_event_type,
-)
+from factorial.errors import InvalidPayloadError, MaxTurnsExceeded, UserError
 from factorial.models import (
     Model,
     ModelClients,
@@ -50,7 +38,8 @@ from factorial.models import (
 from factorial.task import Task, TaskMetadata
 from factorial.tools import FunctionTool, tools_by_name
 
-#: The public names; the rest (``tools_by_name``, ``build_workers``, ...) serve Factorial itself.
+#: The public names. ``RunCompletion`` and ``TurnCompletion`` are defined with the turn
+#: (``factorial._turn``), the hooks' checks and calls in ``factorial._hooks``.
 __all__ = [
     "Agent",
     "BaseAgent",
@@ -58,64 +47,11 @@ __all__ = [
     "TurnCompletion",
 ]
 
-logger = logging.getLogger("factorial")
-
 ContextT = TypeVar("ContextT", bound=AgentContext)
-
-#: Positional arguments each lifecycle hook receives.
-_HOOK_ARITY = {
-    "on_run_start": 2,  # (agent_ctx, execution_ctx)
-    "on_run_end": 3,  # (agent_ctx, execution_ctx, RunCompletion)
-    "on_turn_start": 2,  # (agent_ctx, execution_ctx)
-    "on_turn_end": 3,  # (agent_ctx, execution_ctx, TurnCompletion)
-    "on_pending_tool_call": 3,  # (agent_ctx, execution_ctx, ToolCall)
-    "on_pending_tool_results": 3,  # (agent_ctx, execution_ctx, list[tuple[str, Any]])
-    "on_run_cancelled": 2,  # (agent_ctx, execution_ctx)
-}
-
-
-@dataclass
-class TurnCompletion(Generic[ContextT]):
-    """What one turn produced."""
-
-    is_done: bool
-    context: ContextT
-    output: Any = None
-    pending_tool_calls: list[PendingCall] = field(default_factory=list)
-    child_batches: list[SpawnRequest] = field(default_factory=list)
-
-
-@dataclass
-class RunCompletion(Generic[ContextT]):
-    """How a run ended: ``status`` is completed, failed or cancelled."""
-
-    status: str
-    context: ContextT
-    output: Any = None
-    error: str | None = None
 
 
 def _snake_case(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
-def _check_hook(name: str, hook: Callable[..., Any] | None) -> None:
-    if hook is None:
-        return
-    if not callable(hook):
-        raise HookSignatureError(f"{name} must be callable, got {type(hook).__name__}")
-    try:
-        inspect.signature(hook).bind(*([None] * _HOOK_ARITY[name]))
-    except TypeError as err:
-        raise HookSignatureError(
-            f"{name} must accept {_HOOK_ARITY[name]} positional arguments: {err}"
-        ) from None
-    except ValueError:  # builtins without a signature: trust them
-        return
-
-
-async def _maybe_await(value: Any) -> Any:
-    return await value if inspect.isawaitable(value) else value
 
 
 class BaseAgent(Generic[ContextT]):
@@ -194,7 +130,7 @@ class BaseAgent(Generic[ContextT]):
             "on_run_cancelled": on_run_cancelled,
         }
         for hook_name, hook in hooks.items():
-            _check_hook(hook_name, hook)
+            check_hook(hook_name, hook)
         self.hooks = hooks
 
     def __repr__(self) -> str:
@@ -260,16 +196,7 @@ class BaseAgent(Generic[ContextT]):
         """OpenAI tool schemas of the tools enabled for this context."""
         schemas = [t.openai_schema() for t in self.tools.values() if t.enabled_for(agent_ctx)]
         if self.output_type is not None:
-            schemas.append(
-                {
-                    "type": "function",
-                    "function": {
-                        "name": FINAL_OUTPUT_TOOL,
-                        "description": "Call this with the final answer to finish the task.",
-                        "parameters": self.output_type.model_json_schema(),
-                    },
-                }
-            )
+            schemas.append(final_output_schema(self.output_type))
         return schemas
 
     async def completion(
@@ -295,50 +222,7 @@ class BaseAgent(Generic[ContextT]):
 
     async def run_turn(self, agent_ctx: ContextT) -> TurnCompletion[ContextT]:
         """Run one turn: model call, tool calls, context update."""
-        events = ExecutionContext.current().events
-        if not agent_ctx.messages and agent_ctx.query:
-            agent_ctx.messages.append({"role": "user", "content": agent_ctx.query})
-        messages = self.prepare_messages(agent_ctx)
-        response = await _published(
-            events, "completion", self.completion(agent_ctx, messages), _describe_response
-        )
-        agent_ctx.messages.append(response.assistant_message())
-        if not response.tool_calls:
-            return self._text_completion(agent_ctx, response)
-        results = await asyncio.gather(
-            *(published_tool_action(self, call, agent_ctx) for call in response.tool_calls)
-        )
-        for result in results:
-            if result.pending is None:
-                agent_ctx.messages.append(result.message())
-        final = next((r.final for r in results if r.final is not None), None)
-        pending = [r.pending for r in results if r.pending is not None]
-        for result in results:
-            if result.pending is not None:
-                await self._call_hook("on_pending_tool_call", agent_ctx, result.tool_call)
-        agent_ctx.turn += 1
-        if final is not None:
-            return TurnCompletion(True, agent_ctx, output=final.model_dump(mode="json"))
-        children = [request for result in results for request in result.forks]
-        return TurnCompletion(False, agent_ctx, pending_tool_calls=pending, child_batches=children)
-
-    def _text_completion(
-        self, agent_ctx: ContextT, response: ModelResponse
-    ) -> TurnCompletion[ContextT]:
-        agent_ctx.turn += 1
-        if self.output_type is None:
-            return TurnCompletion(True, agent_ctx, output=response.content)
-        try:
-            value = self.output_type.model_validate_json(response.content or "")
-        except ValidationError:
-            agent_ctx.messages.append(
-                {
-                    "role": "user",
-                    "content": f"Call the {FINAL_OUTPUT_TOOL} tool with your final answer.",
-                }
-            )
-            return TurnCompletion(False, agent_ctx)
-        return TurnCompletion(True, agent_ctx, output=value.model_dump(mode="json"))
+        return await _turn.run_turn(self, agent_ctx)
 
     # -- running a turn with hooks and events ---------------------------------------------
 
@@ -352,29 +236,7 @@ class BaseAgent(Generic[ContextT]):
 
         Check ``turns_exhausted`` afterwards: the context is kept either way.
         """
-        token = execution_ctx._bind()
-        try:
-            if resumed_results:
-                await self._call_hook("on_pending_tool_results", agent_ctx, resumed_results)
-            if agent_ctx.turn == 0:
-                await self._call_hook("on_run_start", agent_ctx)
-            await self._call_hook("on_turn_start", agent_ctx)
-            completion = await _published(
-                execution_ctx.events,
-                "run_turn",
-                self.run_turn(agent_ctx),
-                lambda c: {"turn": c.context.turn, "done": c.is_done},
-            )
-            await self._call_hook("on_turn_end", agent_ctx, completion)
-            if completion.is_done:
-                await self._call_hook(
-                    "on_run_end",
-                    agent_ctx,
-                    RunCompletion("completed", agent_ctx, output=completion.output),
-                )
-            return completion
-        finally:
-            ExecutionContext._unbind(token)
+        return await _turn.execute_turn(self, agent_ctx, execution_ctx, resumed_results)
 
     def turns_exhausted(self, completion: TurnCompletion[ContextT]) -> MaxTurnsExceeded | None:
         """The error to end the run with if ``max_turns`` ran out without a final output."""
@@ -390,17 +252,6 @@ class BaseAgent(Generic[ContextT]):
             f"agent {self.name!r} reached max_turns={self.max_turns} without a final output"
         )
 
-    async def _call_hook(self, name: str, agent_ctx: ContextT, *extra: Any) -> None:
-        hook = self.hooks.get(name)
-        if hook is None:
-            return
-        try:
-            await _maybe_await(hook(agent_ctx, ExecutionContext.current(), *extra))
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("lifecycle hook %s of agent %s raised", name, self.name)
-
     def hooks_outside_turns(self) -> list[str] | None:
         """The hooks the task workflow runs as activities, or None if ``run_hook`` is custom."""
         if type(self).run_hook is not BaseAgent.run_hook:
@@ -415,16 +266,7 @@ class BaseAgent(Generic[ContextT]):
         error: str | None = None,
     ) -> None:
         """Run ``on_run_end`` (for a failed run) or ``on_run_cancelled`` outside a turn."""
-        token = execution_ctx._bind()
-        try:
-            if name == "on_run_end":
-                await self._call_hook(
-                    name, agent_ctx, RunCompletion("failed", agent_ctx, error=error)
-                )
-            else:
-                await self._call_hook(name, agent_ctx)
-        finally:
-            ExecutionContext._unbind(token)
+        await _turn.run_hook(self, name, agent_ctx, execution_ctx, error)
 
     # -- running without Temporal --------------------------------------------------------
 
@@ -464,35 +306,3 @@ class Agent(BaseAgent[AgentContext]):
 
     def __init__(self, name: str | None = None, **kwargs: Any) -> None:
         super().__init__(name=name or "agent", **kwargs)
-
-
-T = TypeVar("T")
-
-
-async def _published(
-    events: EventPublisher | None,
-    operation: str,
-    work: Awaitable[T],
-    describe: Callable[[T], dict[str, Any]],
-) -> T:
-    """Await ``work`` between ``progress_update_{operation}_started/completed/failed`` events."""
-    if events is None:
-        return await work
-    events.emit(progress_event_type(operation, "started"))
-    try:
-        result = await work
-    except asyncio.CancelledError:
-        raise
-    except Exception as err:
-        events.emit(progress_event_type(operation, "failed"), error=f"{type(err).__name__}: {err}")
-        raise
-    events.emit(progress_event_type(operation, "completed"), data=describe(result))
-    return result
-
-
-def _describe_response(response: ModelResponse) -> dict[str, Any]:
-    return {
-        "content": response.content,
-        "tool_calls": [c.model_dump() for c in response.tool_calls],
-        "usage": response.usage,
-    }

@@ -1,54 +1,38 @@
 """The ``Orchestrator``: the one object that talks to Temporal.
 
 It maps calls onto workflow starts, queries, updates and cancellation, runs the workers of
-the agents registered on it, and reads the owners' event streams. What each call does to
-Temporal lives in ``factorial._tasks`` (one task), ``factorial._batches`` (a batch) and
-``factorial._subscriptions`` (events); the Orchestrator holds the connection, the registered
-agents, and the public API with its documentation.
+the agents registered on it, and reads the owners' event streams. This module holds its
+settings and its workers; its methods come in groups, one module each: the connection and
+the registered agents (``_orchestrator_base``), tasks (``_task_api``), batches
+(``_batch_api``) and events (``_event_api``). What each call does to Temporal lives in
+``factorial._tasks`` (one task), ``factorial._batches`` (a batch) and
+``factorial._subscriptions`` (events).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
-from temporalio.client import (
-    Client,
-    TLSConfig,
-    WorkflowExecutionDescription,
-)
-from temporalio.service import RPCError
+from temporalio.client import Client, TLSConfig
 from temporalio.worker import Worker
 
-from factorial import _batches, _tasks
 from factorial import _wire as wire
-from factorial._connection import connect, register_search_attributes, tls_config
-from factorial._ids import validate_id
-from factorial._streams import StreamReader
-from factorial._subscriptions import OwnerFeed, owner_events
+from factorial._batch_api import BatchAPI
+from factorial._connection import tls_config
+from factorial._event_api import EventAPI
+from factorial._subscriptions import OwnerFeed
+from factorial._task_api import TaskAPI
+from factorial._workers import build_workers
 from factorial.agent import BaseAgent
-from factorial.context import AgentContext
-from factorial.errors import (
-    AgentNotRegisteredError,
-    BatchNotFoundError,
-    InvalidIdError,
-    InvalidPayloadError,
-    NotFoundError,
-    TaskNotFoundError,
-    UserError,
-)
+from factorial.errors import UserError
 from factorial.events import EventStreamConfig
 from factorial.models import ModelClients
-from factorial.task import Batch, Task, TaskStatus
-from factorial.worker import AgentWorkerConfig, build_workers
-
-#: Seconds between looks at a batch task that waits for a free slot.
-_QUEUED_POLL = 1.0
+from factorial.worker import AgentWorkerConfig
 
 
-class Orchestrator:
+class Orchestrator(TaskAPI, BatchAPI, EventAPI):
     """Runs agents on Temporal: enqueue, inspect, steer, cancel and follow tasks.
 
     Args:
@@ -135,24 +119,6 @@ class Orchestrator:
         self.reconnect_timeout = reconnect_timeout
         self.sandboxed_workflows = sandboxed_workflows
 
-    # -- connection ----------------------------------------------------------------------
-
-    async def client(self) -> Client:
-        """The Temporal client, connected on first use.
-
-        Raises:
-            TemporalUnavailableError: No server answered at ``temporal_address``.
-        """
-        async with self._connect_lock:
-            if self._client is None:
-                self._client = await connect(
-                    self.temporal_address, self.namespace, self._api_key, self._tls
-                )
-            if not self._connected:
-                self._connected = True
-                self._search_attributes = await register_search_attributes(self._client)
-        return self._client
-
     # -- agents and workers ---------------------------------------------------------------
 
     def register_runner(
@@ -213,252 +179,3 @@ class Orchestrator:
         """Stop workers and close model clients."""
         await self.stop_workers()
         await self._model_clients.aclose()
-
-    # -- tasks ---------------------------------------------------------------------------
-
-    async def enqueue_task(
-        self,
-        agent: BaseAgent[Any],
-        task: Task | None = None,
-        *,
-        owner_id: str | None = None,
-        payload: AgentContext | dict[str, Any] | None = None,
-    ) -> Task:
-        """Start a task of ``agent`` and return it (status ``queued``).
-
-        Pass either a ``task`` from ``agent.create_task(...)`` or ``owner_id`` and ``payload``.
-
-        Raises:
-            AgentNotRegisteredError: The agent is not registered here.
-            InvalidPayloadError: The payload does not validate as the agent's context.
-            InvalidIdError: The owner or task id is not usable as a workflow id.
-            PayloadTooLargeError: The payload is larger than Temporal accepts.
-        """
-        config = self._config_of(agent)
-        task, context = _tasks.new_task(agent, task, owner_id, payload)
-        client = await self.client()
-        started = await _tasks.start_task(
-            client, agent, config, task, context, self._search_attributes
-        )
-        started._orchestrator = self
-        return started
-
-    async def get_task_result(self, task_id: str) -> Any:
-        """Wait for the task to end and return its output.
-
-        Raises:
-            TaskNotFoundError: No such task.
-            TaskFailedError: The task failed.
-            TaskCancelledError: The task was cancelled.
-        """
-        while True:
-            try:
-                handle, _ = await self._describe_task(task_id)
-                break
-            except TaskNotFoundError:
-                if await self._unstarted_status(task_id) != TaskStatus.QUEUED:
-                    raise
-            await asyncio.sleep(_QUEUED_POLL)  # its batch starts it when a slot frees up
-        return await _tasks.result(handle, task_id)
-
-    async def get_task_status(self, task_id: str) -> TaskStatus:
-        """The task's status (``backoff`` while a failed turn waits for its retry).
-
-        Raises:
-            TaskNotFoundError: No such task.
-        """
-        try:
-            handle, description = await self._describe_task(task_id)
-        except TaskNotFoundError:
-            unstarted = await self._unstarted_status(task_id)
-            if unstarted is None:
-                raise
-            return unstarted
-        return await _tasks.status(handle, description)
-
-    async def get_task_data(self, task_id: str) -> dict[str, Any] | None:
-        """The task's data while running or after it ended: status, turn, output, error, context.
-
-        Returns None when the task exists but no worker can answer for it right now.
-
-        Raises:
-            TaskNotFoundError: No such task.
-        """
-        try:
-            handle, description = await self._describe_task(task_id)
-        except TaskNotFoundError:
-            unstarted = await self._unstarted_status(task_id)
-            if unstarted is None:
-                raise
-            parsed = wire.batch_task_of(task_id)
-            assert parsed is not None  # only a batch's task can be unstarted
-            return {"task_id": task_id, "status": unstarted.value, "batch_id": parsed[0]}
-        return await _tasks.data(handle, description)
-
-    async def cancel_task(self, task_id: str) -> None:
-        """Cancel a task: its running turn stops, ``on_run_cancelled`` runs, it ends cancelled.
-
-        Cancelling a task that already ended does nothing.
-
-        Raises:
-            TaskNotFoundError: No such task.
-        """
-        await _tasks.cancel(*await self._describe_task(task_id))
-
-    async def steer_task(self, task_id: str, messages: Sequence[dict[str, Any]]) -> None:
-        """Add messages to the task's conversation at its next turn boundary.
-
-        Raises:
-            TaskNotFoundError: No such task.
-            TaskStateError: The task has already ended.
-            InvalidPayloadError: A message has no role or content.
-        """
-        problem = wire.steering_problem(list(messages))
-        if problem is not None:
-            raise InvalidPayloadError(problem)
-        handle, _ = await self._describe_task(task_id)
-        await _tasks.steer(handle, task_id, messages)
-
-    async def complete_deferred_tool(self, task_id: str, tool_call_id: str, result: Any) -> bool:
-        """Deliver a deferred tool's result; True if the task was waiting for this call.
-
-        Raises:
-            TaskNotFoundError: No such task.
-        """
-        handle, description = await self._describe_task(task_id)
-        return await _tasks.complete_tool(handle, description, task_id, tool_call_id, result)
-
-    # -- batches -------------------------------------------------------------------------
-
-    async def enqueue_batch(
-        self,
-        agent: BaseAgent[Any],
-        owner_id: str,
-        payloads: Sequence[AgentContext | dict[str, Any]],
-    ) -> Batch:
-        """Start one task of ``agent`` per payload, tracked together as a batch.
-
-        Every payload is validated first: on any error nothing is started.
-
-        Raises:
-            AgentNotRegisteredError: The agent is not registered here.
-            UserError: More than ``MAX_LEAVES * batch_chunk_size`` payloads.
-            InvalidPayloadError: No payloads, or one does not validate (its index is named).
-            InvalidIdError: The owner id is not usable as part of a workflow id.
-            PayloadTooLargeError: One payload is larger than Temporal accepts.
-        """
-        config = self._config_of(agent)
-        client = await self.client()
-        return await _batches.enqueue(
-            client,
-            agent,
-            config,
-            owner_id,
-            payloads,
-            self.batch_chunk_size,
-            self.max_running_tasks,
-            self._search_attributes,
-        )
-
-    async def get_batch(self, batch_id: str) -> Batch:
-        """The batch's tasks, progress and status.
-
-        Raises:
-            BatchNotFoundError: No such batch.
-        """
-        return await _batches.read(*await self._describe_batch(batch_id))
-
-    async def cancel_batch(self, batch_id: str) -> Batch:
-        """Cancel every task of the batch still running (and any not started yet).
-
-        Emits ``batch_cancelled`` once and returns the updated batch; a batch that has
-        already ended is returned as it is.
-
-        Raises:
-            BatchNotFoundError: No such batch.
-        """
-        handle, description = await self._describe_batch(batch_id)
-        await _batches.cancel(await self.client(), handle, description)
-        return await self.get_batch(batch_id)
-
-    # -- events --------------------------------------------------------------------------
-
-    async def subscribe_to_updates(
-        self,
-        owner_id: str,
-        task_ids: Iterable[str] | None = None,
-        event_types: Iterable[str] | None = None,
-        event_pattern: str | None = None,
-        from_offset: int | None = None,
-    ) -> AsyncIterator[dict[str, Any]]:
-        """Yield the owner's events as dicts, oldest retained first, then live.
-
-        Each event carries an ``offset``; pass ``from_offset=event["offset"] + 1`` to resume
-        after the last event seen. Only ``owner_id``'s events are ever delivered.
-
-        Args:
-            owner_id: Whose events.
-            task_ids: Only events of these tasks.
-            event_types: Only these event types.
-            event_pattern: Only event types matching this regular expression (from the start).
-            from_offset: First offset to deliver; None delivers everything still retained.
-        """
-        validate_id(owner_id, "owner id")
-        feed = self._feeds.get(owner_id)
-        if feed is None:
-            reader = StreamReader(
-                await self.client(), owner_id, self.event_stream, self.reconnect_timeout
-            )
-            feed = self._feeds[owner_id] = OwnerFeed(reader)
-        events = owner_events(feed, owner_id, task_ids, event_types, event_pattern, from_offset)
-        async for event in events:
-            yield event
-
-    # -- helpers -------------------------------------------------------------------------
-
-    def _config_of(self, agent: BaseAgent[Any]) -> AgentWorkerConfig:
-        registered = self._runners.get(agent.name)
-        if registered is None or registered[0] is not agent:
-            raise AgentNotRegisteredError(
-                f"agent {agent.name!r} is not registered on this orchestrator; "
-                "call register_runner(agent=...) first"
-            )
-        return registered[1]
-
-    async def _unstarted_status(self, task_id: str) -> TaskStatus | None:
-        """``queued`` or ``cancelled`` for a batch's task not started (yet); else None."""
-        parsed = wire.batch_task_of(task_id)
-        if parsed is None:
-            return None
-        batch_id, index = parsed
-        try:
-            batch = await self.get_batch(batch_id)
-        except (NotFoundError, InvalidIdError, RPCError):
-            return None
-        if index >= batch.metadata.total_tasks:
-            return None
-        return TaskStatus.QUEUED if batch.metadata.status == "active" else TaskStatus.CANCELLED
-
-    async def _describe_task(
-        self, task_id: str
-    ) -> tuple[_tasks.Handle, WorkflowExecutionDescription]:
-        return await _tasks.describe(
-            await self.client(),
-            task_id,
-            "task",
-            (wire.TASK_WORKFLOW,),
-            wire.TaskSnapshot,
-            TaskNotFoundError,
-        )
-
-    async def _describe_batch(
-        self, batch_id: str
-    ) -> tuple[_tasks.Handle, WorkflowExecutionDescription]:
-        return await _tasks.describe(
-            await self.client(),
-            batch_id,
-            "batch",
-            wire.BATCH_WORKFLOWS,
-            wire.BatchSnapshot,
-            BatchNotFoundError,
-        )

@@ -22,20 +22,14 @@ Parameters named ``agent_ctx`` / ``execution_ctx``, or annotated with ``AgentCon
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import inspect
-import json
 import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, overload
 
-from pydantic import BaseModel, ValidationError
-from pydantic_core import to_jsonable_python
-
+from factorial._tool_invoke import ToolOutcome, format_tool_output, invoke
 from factorial._tool_spec import (
-    Param,
     Spec,
     ToolKind,
     analyse,
@@ -45,7 +39,8 @@ from factorial._tool_spec import (
 )
 from factorial.errors import ToolDefinitionError
 
-#: The public names; the rest (``tools_by_name``, ``build_workers``, ...) serve Factorial itself.
+#: The public names; the rest (``tools_by_name``, ...) serve Factorial itself. ``ToolOutcome``
+#: and ``format_tool_output`` are defined with the rest of running a tool, in ``_tool_invoke``.
 __all__ = [
     "FunctionTool",
     "ToolOutcome",
@@ -56,23 +51,6 @@ __all__ = [
     "format_tool_output",
     "function_tool",
 ]
-
-
-@dataclass
-class ToolOutcome:
-    """What running a tool produced.
-
-    Attributes:
-        display: Text shown to the model as the tool message content.
-        data: Value to publish as event data (second item of a ``(display, data)`` return).
-        is_error: Whether the arguments were invalid or the tool raised.
-        raw: The function's raw return value (``None`` on error).
-    """
-
-    display: str
-    data: Any = None
-    is_error: bool = False
-    raw: Any = None
 
 
 @dataclass
@@ -143,18 +121,9 @@ class FunctionTool:
             execution_ctx: Injected into parameters that ask for the ``ExecutionContext``.
         """
         spec = typing.cast(Spec, self._spec)
-        try:
-            validated = spec.model.model_validate(_parse_arguments(arguments))
-        except (_ArgumentsError, ValidationError) as exc:
-            reason = _describe_validation_error(exc) if isinstance(exc, ValidationError) else exc
-            return _error(f"invalid arguments for tool {self.name}: {reason}")
-        injected = {"agent_ctx": agent_ctx, "execution_ctx": execution_ctx}
-        args, kwargs = _call_arguments(spec.params, validated, injected)
-        try:
-            result = await _run(self.func, spec.is_async, args, kwargs)
-        except Exception as exc:
-            return _error(f"tool {self.name} raised {type(exc).__name__}: {exc}")
-        return _outcome(result)
+        return await invoke(
+            self.name, self.func, spec, arguments, agent_ctx=agent_ctx, execution_ctx=execution_ctx
+        )
 
 
 #: What ``@function_tool(name=...)`` and its kin return: the decorator proper.
@@ -289,28 +258,6 @@ def tools_by_name(tools: Iterable[Callable[..., Any] | FunctionTool]) -> dict[st
     return result
 
 
-def format_tool_output(value: Any) -> str:
-    """Render a tool's return value as the text the model sees.
-
-    Strings pass through, ``None`` becomes ``""``, pydantic models become their JSON,
-    anything else is JSON-encoded (nested models included; unknown objects via ``str``).
-    """
-    if isinstance(value, str):
-        return value
-    if value is None:
-        return ""
-    if isinstance(value, BaseModel):
-        return value.model_dump_json()
-    try:
-        return json.dumps(value, default=_json_default, ensure_ascii=False)
-    except (TypeError, ValueError):  # e.g. non-string dict keys or reference cycles
-        pass
-    try:
-        return json.dumps(to_jsonable_python(value, fallback=str), ensure_ascii=False)
-    except (TypeError, ValueError):
-        return str(value)
-
-
 # --- decoration -------------------------------------------------------------------------
 
 
@@ -354,72 +301,3 @@ def _build_tool(
         is_enabled=is_enabled,
         _spec=spec,
     )
-
-
-# --- invocation -------------------------------------------------------------------------
-
-
-class _ArgumentsError(ValueError):
-    """The argument string is not a JSON object."""
-
-
-def _parse_arguments(arguments: str | dict[str, Any] | None) -> dict[str, Any]:
-    if arguments is None:
-        return {}
-    if isinstance(arguments, str):
-        if not arguments.strip():
-            return {}
-        try:
-            arguments = json.loads(arguments)
-        except json.JSONDecodeError as exc:
-            raise _ArgumentsError(f"invalid JSON ({exc})") from exc
-    if not isinstance(arguments, dict):
-        raise _ArgumentsError(f"expected a JSON object, got {type(arguments).__name__}")
-    return arguments
-
-
-def _describe_validation_error(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors(include_url=False):
-        location = ".".join(str(part) for part in error["loc"])
-        parts.append(f"{location}: {error['msg']}" if location else error["msg"])
-    return "; ".join(parts)
-
-
-def _call_arguments(
-    params: tuple[Param, ...], validated: BaseModel, injected: dict[str, Any]
-) -> tuple[list[Any], dict[str, Any]]:
-    args: list[Any] = []
-    kwargs: dict[str, Any] = {}
-    for param in params:
-        value = injected[param.inject] if param.inject else getattr(validated, str(param.field))
-        if param.positional_only:
-            args.append(value)
-        else:
-            kwargs[param.name] = value
-    return args, kwargs
-
-
-async def _run(
-    func: Callable[..., Any], is_async: bool, args: list[Any], kwargs: dict[str, Any]
-) -> Any:
-    if is_async:
-        return await func(*args, **kwargs)
-    result = await asyncio.to_thread(func, *args, **kwargs)
-    if inspect.isawaitable(result):
-        result = await result
-    return result
-
-
-def _outcome(result: Any) -> ToolOutcome:
-    if isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], str):
-        return ToolOutcome(display=format_tool_output(result[0]), data=result[1], raw=result)
-    return ToolOutcome(display=format_tool_output(result), raw=result)
-
-
-def _error(message: str) -> ToolOutcome:
-    return ToolOutcome(display=f"Error: {message}", is_error=True)
-
-
-def _json_default(value: Any) -> Any:
-    return to_jsonable_python(value, fallback=str)

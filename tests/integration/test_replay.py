@@ -22,7 +22,7 @@ from temporalio.workflow import NondeterminismError
 from factorial import Orchestrator
 from factorial._converter import DATA_CONVERTER
 from factorial._wire import BATCH_WORKFLOW, TurnExecution
-from factorial.worker import workflow_runner
+from factorial._workers import workflow_runner
 from factorial.workflows import (
     AgentTaskWorkflow,
     BatchWorkflow,

@@ -16,9 +16,9 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from factorial import Agent, Orchestrator
+from factorial._workers import workflow_runner
 from factorial.devserver import DevServer
 from factorial.testing import ScriptedModel, reply
-from factorial.worker import workflow_runner
 from tests.integration.clock_workflow import ClockReadingWorkflow
 
 

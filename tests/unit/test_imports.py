@@ -50,7 +50,12 @@ def test_every_module_imports_alone(tmp_path: Path) -> None:
 def test_a_user_module_of_the_same_name_does_not_shadow_ours(tmp_path: Path, name: str) -> None:
     """Temporal's project templates have a ``workflows.py`` and an ``activities.py``."""
     (tmp_path / f"{name}.py").write_text("raise ImportError('the user module was imported')\n")
-    for module in ("factorial.orchestrator", "factorial.worker", f"factorial.{name}"):
+    for module in (
+        "factorial.orchestrator",
+        "factorial.worker",
+        "factorial._workers",
+        f"factorial.{name}",
+    ):
         assert _import_alone(module, tmp_path) is None, module
 
 
@@ -58,8 +63,8 @@ def test_a_workflow_module_does_not_load_the_client_side() -> None:
     """Importing a workflow loads the wire models and helpers, not the orchestrator or openai."""
     code = (
         "import sys, factorial.workflows.batch, factorial.workflows.agent_task;"
-        "loaded = [m for m in ('factorial.orchestrator', 'factorial.worker', 'openai',"
-        " 'factorial.activities') if m in sys.modules];"
+        "loaded = [m for m in ('factorial.orchestrator', 'factorial.worker',"
+        " 'factorial._workers', 'openai', 'factorial.activities') if m in sys.modules];"
         "assert not loaded, loaded"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

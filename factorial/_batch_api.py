@@ -1,0 +1,73 @@
+"""The Orchestrator's batch methods: enqueue a batch, read it, cancel it.
+
+What each one does on Temporal is in ``factorial._batches``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from factorial import _batches
+from factorial._orchestrator_base import OrchestratorBase
+from factorial.agent import BaseAgent
+from factorial.context import AgentContext
+from factorial.task import Batch
+
+
+class BatchAPI(OrchestratorBase):
+    """``Orchestrator``'s methods for batches."""
+
+    batch_chunk_size: int
+    max_running_tasks: int
+
+    async def enqueue_batch(
+        self,
+        agent: BaseAgent[Any],
+        owner_id: str,
+        payloads: Sequence[AgentContext | dict[str, Any]],
+    ) -> Batch:
+        """Start one task of ``agent`` per payload, tracked together as a batch.
+
+        Every payload is validated first: on any error nothing is started.
+
+        Raises:
+            AgentNotRegisteredError: The agent is not registered here.
+            UserError: More than ``MAX_LEAVES * batch_chunk_size`` payloads.
+            InvalidPayloadError: No payloads, or one does not validate (its index is named).
+            InvalidIdError: The owner id is not usable as part of a workflow id.
+            PayloadTooLargeError: One payload is larger than Temporal accepts.
+        """
+        config = self._config_of(agent)
+        client = await self.client()
+        return await _batches.enqueue(
+            client,
+            agent,
+            config,
+            owner_id,
+            payloads,
+            self.batch_chunk_size,
+            self.max_running_tasks,
+            self._search_attributes,
+        )
+
+    async def get_batch(self, batch_id: str) -> Batch:
+        """The batch's tasks, progress and status.
+
+        Raises:
+            BatchNotFoundError: No such batch.
+        """
+        return await _batches.read(*await self._describe_batch(batch_id))
+
+    async def cancel_batch(self, batch_id: str) -> Batch:
+        """Cancel every task of the batch still running (and any not started yet).
+
+        Emits ``batch_cancelled`` once and returns the updated batch; a batch that has
+        already ended is returned as it is.
+
+        Raises:
+            BatchNotFoundError: No such batch.
+        """
+        handle, description = await self._describe_batch(batch_id)
+        await _batches.cancel(await self.client(), handle, description)
+        return await self.get_batch(batch_id)

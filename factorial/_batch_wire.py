@@ -1,0 +1,194 @@
+"""What a batch sends and receives, and the deterministic ids of its leaves and tasks.
+
+A batch workflow's input, the reports its tasks and leaves signal, its snapshot, and what
+a forking parent gets back of each task.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+
+from factorial._task_wire import TurnPolicy
+from factorial._wire_names import SA_AGENT, SA_BATCH, SA_OWNER, SA_PARENT, SA_STATUS
+
+__all__ = [
+    "BatchChunk",
+    "BatchCounts",
+    "BatchInput",
+    "BatchSnapshot",
+    "LeafReport",
+    "SubBatchProgress",
+    "SubTaskResult",
+    "TaskTurnReport",
+    "TaskTurnReports",
+    "batch_search_attributes",
+    "batch_task_of",
+    "leaf_id_of",
+    "task_id_of",
+    "task_index_of",
+]
+
+
+class BatchInput(BaseModel):
+    """Input of a batch workflow: a root (``leaf_sizes`` set) or a leaf (``payloads`` set).
+
+    A batch of at most ``batch_chunk_size`` tasks is one leaf, its own root. A larger one is a
+    root that only counts and announces, plus one leaf per chunk of payloads; the client
+    starts the leaves (each with its payloads) and then the root.
+    """
+
+    batch_id: str  # the public batch id (the root's workflow id)
+    owner_id: str
+    agent_name: str
+    task_queue: str
+    total_tasks: int
+    policy: TurnPolicy = Field(default_factory=TurnPolicy)
+    max_turns: int | None = None
+    created_at: datetime | None = None
+    parent_task_id: str | None = None
+    track_status: bool = True
+    # Leaf: its tasks' payloads, the batch index of the first, and its root (if not its own).
+    payloads: list[dict[str, Any]] | None = None
+    first_index: int = 0
+    chunk_index: int = 0
+    report_to: str | None = None
+    # Leaf: how many of its tasks run at once (0: all; batches from 0.1).
+    max_running: int = 0
+    # Leaf: how many of its task starts are in flight at once (0: the leaf's default).
+    max_starting: int = 0
+    # Leaf of a root: seconds between its progress reports.
+    report_every: float = 1.0
+    # Leaf of a root: progress units its counts must gain before it reports again (0: any),
+    # and before its first report (0: ``report_step``); leaves' first reports are staggered.
+    report_step: int = 0
+    report_first: int = 0
+    # Leaf: the lifecycle hooks the agent defines (None: unknown, run the hook activity).
+    hooks: list[str] | None = None
+    # Root: how many tasks each leaf runs, in chunk order.
+    leaf_sizes: list[int] = Field(default_factory=list)
+    # Legacy root: how many chunks of payloads ``add_chunk`` will deliver.
+    chunk_count: int = 0
+    # Sub-agent batches: return every task's output or error in the result.
+    collect_results: bool = False
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for a batch that runs tasks itself."""
+        return self.payloads is not None
+
+
+class BatchChunk(BaseModel):
+    """Update input: one chunk of a large batch's payloads."""
+
+    index: int
+    first_index: int
+    payloads: list[dict[str, Any]]
+
+
+class TaskTurnReport(BaseModel):
+    """This task has finished ``turns`` turns (repeats and reordering are harmless)."""
+
+    task_id: str
+    turns: int
+    # The task's index in its batch (reports from before it was sent carry only the id).
+    index: int | None = None
+
+
+class TaskTurnReports(BaseModel):
+    """Signal from the turn activities of one worker process to a batch."""
+
+    reports: list[TaskTurnReport]
+
+
+class BatchCounts(BaseModel):
+    """Progress counters of a batch or of one sub-batch."""
+
+    done_units: int = 0
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    terminal_indices: list[int] = Field(default_factory=list)
+
+
+class LeafReport(BaseModel):
+    """Signal from a leaf to its root: its latest counters (absolute, so idempotent)."""
+
+    chunk: int
+    counts: BatchCounts
+    final: bool = False
+    #: On the final report of a stopped leaf: the tasks it cancelled, whose ``run_cancelled``
+    #: the root announces (so the leaf's ending is one signal, not two).
+    cancelled: list[str] = Field(default_factory=list)
+
+
+class SubBatchProgress(BaseModel):
+    """Signal from a sub-batch to its root: its latest counters (absolute, so idempotent)."""
+
+    chunk: int
+    counts: BatchCounts
+
+
+class SubTaskResult(BaseModel):
+    """How one task of a batch ended, as handed back to a forking parent."""
+
+    task_id: str
+    status: str
+    output: Any = None
+    error: str | None = None
+    turn: int | None = None
+
+
+class BatchSnapshot(BaseModel):
+    """The batch's state, answered by query and returned when it ends."""
+
+    batch_id: str
+    owner_id: str
+    agent_name: str
+    status: str
+    total_tasks: int
+    max_progress: int
+    counts: BatchCounts
+    created_at: datetime | None = None
+    parent_task_id: str | None = None
+    results: list[SubTaskResult] | None = None
+
+
+def task_id_of(batch_id: str, index: int) -> str:
+    """The deterministic id of a batch's ``index``-th task."""
+    return f"{batch_id}-{index}"
+
+
+def task_index_of(task_id: str) -> int:
+    """The batch index in a batch task's id (the inverse of ``task_id_of``)."""
+    return int(task_id.rsplit("-", 1)[1])
+
+
+def batch_task_of(task_id: str) -> tuple[str, int] | None:
+    """``(batch_id, index)`` if ``task_id`` has the shape of a batch task's id, else None."""
+    batch_id, _, index = task_id.rpartition("-")
+    return (batch_id, int(index)) if batch_id and index.isdigit() else None
+
+
+def leaf_id_of(batch_id: str, chunk: int) -> str:
+    """The deterministic workflow id of a batch's ``chunk``-th leaf."""
+    return f"{batch_id}-part{chunk}"
+
+
+def batch_search_attributes(inp: BatchInput, status: str) -> TypedSearchAttributes:
+    """The search attributes of a batch's workflows (the batch, its leaves and its tasks)."""
+    if not inp.track_status:
+        return TypedSearchAttributes.empty
+    values = {
+        SA_OWNER: inp.owner_id,
+        SA_AGENT: inp.agent_name,
+        SA_BATCH: inp.batch_id,
+        SA_STATUS: status,
+        SA_PARENT: inp.parent_task_id,
+    }
+    return TypedSearchAttributes(
+        [SearchAttributePair(SearchAttributeKey.for_keyword(k), v) for k, v in values.items() if v]
+    )
