@@ -111,7 +111,7 @@ class _AnnouncingRole(BatchRole):
 
 
 class _LeafRole(BatchRole):
-    """A leaf, alone or of a root: it runs tasks."""
+    """A leaf, alone or of a root: it runs tasks (a lone leaf also announces, above)."""
 
     def __init__(self, inp: wire.BatchInput, events: StreamEmitter) -> None:
         super().__init__(inp, events)
