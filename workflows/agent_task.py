@@ -8,43 +8,31 @@ events that must arrive exactly once (``agent_output``, ``run_completed``, ``run
 to the owner's stream workflow: Temporal records each signal once in history, so a crashed
 worker can never send one twice. ``run_started`` and the per-turn progress events come
 from the turn activity, in order, as they happen.
+
+The pieces the workflow owns: running a turn as a local or regular activity
+(``_turn``), the deferred tool calls it waits for (``_deferred``), the lifecycle hooks run
+outside a turn (``_hooks``) and a forking tool's sub-agent batches (``_children``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import (
-    ActivityError,
-    ApplicationError,
-    FailureError,
-    is_cancelled_exception,
-)
-from temporalio.exceptions import (
-    TimeoutError as TemporalTimeoutError,
-)
+from temporalio.common import SearchAttributeKey
+from temporalio.exceptions import ApplicationError, is_cancelled_exception
 
 from factorial.workflows._children import run_child_batch, sub_task_results_message
+from factorial.workflows._deferred import DeferredTools
 from factorial.workflows._emitter import StreamEmitter
-from factorial.workflows._turn_mode import (
-    BOUNDARY,
-    BOUNDARY_SECONDS,
-    LOCAL_RETRY_THRESHOLD,
-    UnrecordedTurns,
-    next_turn_is_local,
-)
+from factorial.workflows._hooks import run_hook
+from factorial.workflows._turn import TurnFailed, Turns
 
 with workflow.unsafe.imports_passed_through():
     from factorial import events as ev
     from factorial._wire import (
         COMPLETE_TOOL_UPDATE,
-        RUN_HOOK_ACTIVITY,
-        RUN_TURN_ACTIVITY,
         SA_STATUS,
         SNAPSHOT_QUERY,
         STEER_UPDATE,
@@ -52,20 +40,16 @@ with workflow.unsafe.imports_passed_through():
         ChildBatchRequest,
         CompleteToolInput,
         FailureType,
-        HookInput,
-        OutsideHook,
         PendingToolCall,
         SteerInput,
         TaskInput,
         TaskSnapshot,
         ToolResult,
-        TurnInput,
         TurnOutput,
         steering_problem,
     )
 
 _STATUS_KEY = SearchAttributeKey.for_keyword(SA_STATUS)
-_HOOK_TIMEOUT = timedelta(seconds=60)
 
 
 @workflow.defn(name=TASK_WORKFLOW)
@@ -80,10 +64,8 @@ class AgentTaskWorkflow:
         self._output: Any = None
         self._error: str | None = None
         self._steering: list[list[dict[str, Any]]] = list(inp.steering)
-        self._pending: dict[str, PendingToolCall] = {}
-        self._results: dict[str, ToolResult] = {}
-        self._last_turn_seconds: float | None = None
-        self._unrecorded = UnrecordedTurns()
+        self._deferred = DeferredTools()
+        self._turns = Turns(inp)
         self._events = StreamEmitter(
             inp.owner_id,
             {"task_id": inp.task_id, "owner_id": inp.owner_id, "agent_name": inp.agent_name},
@@ -117,7 +99,7 @@ class AgentTaskWorkflow:
             if is_cancelled_exception(err):
                 await self._finish_cancelled()
                 raise
-            if isinstance(err, _TurnFailed):
+            if isinstance(err, TurnFailed):
                 message = str(err)
                 await self._finish_failed(message)
                 raise ApplicationError(
@@ -139,7 +121,7 @@ class AgentTaskWorkflow:
             output=self._output,
             error=self._error,
             context=self._context,
-            pending_tool_call_ids=[i for i in self._pending if i not in self._results],
+            pending_tool_call_ids=self._deferred.outstanding(),
             batch_id=self._inp.batch_id,
             parent_task_id=self._inp.parent_task_id,
             created_at=self._inp.created_at,
@@ -161,115 +143,33 @@ class AgentTaskWorkflow:
     @workflow.update(name=COMPLETE_TOOL_UPDATE)
     def complete_deferred_tool(self, inp: CompleteToolInput) -> bool:
         """Record a deferred tool's result; the task resumes once all are in."""
-        self._results[inp.tool_call_id] = ToolResult(
-            tool_call_id=inp.tool_call_id, content=inp.result
-        )
+        self._deferred.complete(inp)
         return True
 
     @complete_deferred_tool.validator
     def _validate_complete(self, inp: CompleteToolInput) -> None:
-        if inp.tool_call_id not in self._pending or inp.tool_call_id in self._results:
-            raise ApplicationError(
-                f"no pending deferred tool call {inp.tool_call_id!r}",
-                type=FailureType.UNKNOWN_TOOL_CALL,
-            )
+        self._deferred.validate(inp)
 
     # -- the turn loop -------------------------------------------------------------------
 
     async def _run_turn(self, resumed: list[ToolResult]) -> TurnOutput:
-        policy = self._inp.policy
         # The search attribute already says "active" (set at start): no upsert per turn.
         self._set_status("processing", upsert=False)
-        turn = int(self._context.get("turn", 0))
-        inp = TurnInput(
-            task_id=self._inp.task_id,
-            owner_id=self._inp.owner_id,
-            agent_name=self._inp.agent_name,
-            context=self._context,
-            batch_id=self._inp.batch_id,
-            parent_task_id=self._inp.parent_task_id,
-            report_to=self._inp.report_to,
-            index=self._inp.index,
-            report_delay=self._inp.turn_report_delay,
-            resumed_results=resumed,
-        )
-        retry = RetryPolicy(
-            initial_interval=timedelta(seconds=policy.initial_backoff),
-            backoff_coefficient=policy.backoff_coefficient,
-            maximum_interval=timedelta(seconds=policy.max_backoff),
-            maximum_attempts=policy.max_retries + 1,
-        )
-        options: dict[str, Any] = {
-            "result_type": TurnOutput,
-            "start_to_close_timeout": timedelta(seconds=policy.turn_timeout),
-            "retry_policy": retry,
-            "cancellation_type": workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-            "summary": f"{self._inp.agent_name} turn {turn + 1}",
-        }
-        local = next_turn_is_local(policy.turn_execution, self._last_turn_seconds)
-        out: TurnOutput
-        try:
-            if local:
-                out = await workflow.execute_local_activity(
-                    RUN_TURN_ACTIVITY, inp, local_retry_threshold=LOCAL_RETRY_THRESHOLD, **options
-                )
-            else:
-                out = await workflow.execute_activity(
-                    RUN_TURN_ACTIVITY,
-                    inp,
-                    heartbeat_timeout=timedelta(seconds=policy.heartbeat_timeout),
-                    **options,
-                )
-        except FailureError as err:
-            # A local turn's final failure may arrive unwrapped (no ActivityError around it).
-            if is_cancelled_exception(err):
-                raise
-            raise _TurnFailed(_failure_message(err)) from None
-        self._last_turn_seconds = out.seconds
-        if local:
-            await self._after_local_turn(out)
-        return out
-
-    async def _after_local_turn(self, out: TurnOutput) -> None:
-        """End the workflow task before the next turn where needed (see ``_turn_mode``)."""
-        size = workflow.info().get_current_history_size()
-        self._unrecorded.add(size, out.encoded_bytes or 0)
-        long_turn = (out.seconds or 0) >= BOUNDARY_SECONDS
-        if _another_turn_follows(out) and (long_turn or self._unrecorded.needs_boundary(size)):
-            await workflow.sleep(BOUNDARY)
+        return await self._turns.run(self._context, resumed)
 
     async def _wait_for_tools(self, calls: list[PendingToolCall]) -> list[ToolResult]:
         """Wait for every deferred call's result or its timeout; add the tool messages."""
         if not calls:
             return []
-        self._pending = {call.tool_call_id: call for call in calls}
-        self._results = {}
+        tool_call_ids = self._deferred.expect(calls)
         self._set_status("pending_tool_results")
-        self._emit(ev.TASK_PENDING_TOOL_CALL_RESULTS, tool_call_ids=list(self._pending))
-        start = workflow.time()
-        for call in sorted(calls, key=lambda c: c.timeout):
-            remaining = call.timeout - (workflow.time() - start)
-            if call.tool_call_id not in self._results and remaining > 0:
-                try:
-                    await workflow.wait_condition(
-                        functools.partial(self._has_result, call.tool_call_id),
-                        timeout=timedelta(seconds=remaining),
-                    )
-                except TimeoutError:
-                    pass
-            if call.tool_call_id not in self._results:
-                self._results[call.tool_call_id] = ToolResult(
-                    tool_call_id=call.tool_call_id,
-                    content=f"Error: deferred tool {call.tool_name} timed out after "
-                    f"{call.timeout:g}s without a result",
-                    is_error=True,
-                )
-        results = [self._results[call.tool_call_id] for call in calls]
+        self._emit(ev.TASK_PENDING_TOOL_CALL_RESULTS, tool_call_ids=tool_call_ids)
+        results = await self._deferred.wait(calls)
         messages = self._context.setdefault("messages", [])
         messages.extend(
             {"role": "tool", "tool_call_id": r.tool_call_id, "content": r.content} for r in results
         )
-        self._pending = {}
+        self._deferred.clear()
         self._set_status("active")
         return results
 
@@ -296,9 +196,9 @@ class AgentTaskWorkflow:
         self._emit(ev.RUN_STEERING_APPLIED, message_count=len(added))
 
     def _history_is_large(self) -> bool:
-        info = workflow.info()
-        size = self._unrecorded.history_size(info.get_current_history_size())
-        return info.is_continue_as_new_suggested() or size > self._inp.policy.continue_as_new_bytes
+        size = self._turns.history_size()
+        suggested = workflow.info().is_continue_as_new_suggested()
+        return suggested or size > self._inp.policy.continue_as_new_bytes
 
     async def _continue_as_new(self) -> None:
         await self._drain_events()
@@ -322,13 +222,13 @@ class AgentTaskWorkflow:
     async def _finish_failed(self, message: str) -> None:
         self._error = message
         self._set_status("failed")
-        await self._run_hook("on_run_end", error=message)
+        await run_hook(self._inp, self._context, "on_run_end", error=message)
         self._emit_end("failed", error=message)
         await self._close()
 
     async def _finish_cancelled(self) -> None:
         self._set_status("cancelled")
-        await self._run_hook("on_run_cancelled")
+        await run_hook(self._inp, self._context, "on_run_cancelled")
         self._emit_end("cancelled")
         await self._close()
 
@@ -342,33 +242,6 @@ class AgentTaskWorkflow:
             )
             self._steering = []
         await self._drain_events()
-
-    def _has_result(self, tool_call_id: str) -> bool:
-        return tool_call_id in self._results
-
-    async def _run_hook(self, hook: OutsideHook, error: str | None = None) -> None:
-        """Run a lifecycle hook outside a turn; its failure never changes the outcome."""
-        if self._inp.hooks is not None and hook not in self._inp.hooks:
-            return  # the agent has none: no activity
-        try:
-            await workflow.execute_activity(
-                RUN_HOOK_ACTIVITY,
-                HookInput(
-                    hook=hook,
-                    task_id=self._inp.task_id,
-                    owner_id=self._inp.owner_id,
-                    agent_name=self._inp.agent_name,
-                    context=self._context,
-                    error=error,
-                    batch_id=self._inp.batch_id,
-                    parent_task_id=self._inp.parent_task_id,
-                ),
-                start_to_close_timeout=_HOOK_TIMEOUT,
-                retry_policy=RetryPolicy(maximum_attempts=3),
-                summary=hook,
-            )
-        except ActivityError as err:
-            workflow.logger.warning("hook %s of task %s failed: %s", hook, self._inp.task_id, err)
 
     # -- status and events ---------------------------------------------------------------
 
@@ -403,21 +276,3 @@ def _raise_if_cancel_requested() -> None:
     """
     if workflow.cancellation_reason() is not None:
         raise asyncio.CancelledError("task cancellation requested")
-
-
-def _another_turn_follows(out: TurnOutput) -> bool:
-    """Whether the next turn starts right away (no end, wait for tools or children)."""
-    return not (out.done or out.failure or out.pending_tool_calls or out.child_batches)
-
-
-class _TurnFailed(Exception):
-    """A turn failed for good (its retries ran out, or its error is not retryable)."""
-
-
-def _failure_message(err: FailureError) -> str:
-    cause = err.cause if isinstance(err, ActivityError) else err
-    if isinstance(cause, ApplicationError):
-        return f"{cause.type}: {cause.message}" if cause.type else cause.message
-    if isinstance(cause, TemporalTimeoutError):
-        return f"turn timed out ({cause.type.name.lower() if cause.type else 'timeout'})"
-    return str(cause or err)
