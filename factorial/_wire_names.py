@@ -17,7 +17,6 @@ __all__ = [
     "BATCH_WORKFLOW",
     "BATCH_WORKFLOWS",
     "CANCEL_REMAINING_SIGNAL",
-    "CANCEL_AND_WAIT_ACTIVITY",
     "CANCEL_WORKFLOWS_ACTIVITY",
     "CLIENT_ERRORS",
     "COMPLETE_TOOL_UPDATE",
@@ -53,7 +52,6 @@ EVENTS_WORKFLOW = "OwnerEventsWorkflow"
 EVENTS_TASK_QUEUE = "factorial-events"
 PUBLISH_EVENTS_ACTIVITY = "publish_events"
 CANCEL_WORKFLOWS_ACTIVITY = "cancel_workflows"
-CANCEL_AND_WAIT_ACTIVITY = "cancel_and_wait"
 #: The ``workflow_streams`` protocol by name (as its README documents it; the unit test of
 #: ``factorial.workflows._stream`` checks these against the SDK).
 STREAM_PUBLISH_SIGNAL = "__temporal_workflow_stream_publish"

@@ -20,7 +20,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from factorial._ids import agent_task_queue_name
 from factorial._logging import install_turn_failure_log
 from factorial._wire import BATCH_TASK_QUEUE, EVENTS_TASK_QUEUE
-from factorial.activities.cancelling import cancel_and_wait, cancel_workflows
+from factorial.activities.cancelling import cancel_workflows
 from factorial.activities.publishing import StreamActivities
 from factorial.activities.turn import AgentActivities
 from factorial.agent import BaseAgent
@@ -110,7 +110,7 @@ def build_workers(
             client,
             task_queue=BATCH_TASK_QUEUE,
             workflows=[BatchWorkflow, LegacyBatchWorkflow],
-            activities=[publish, cancel_workflows, cancel_and_wait],
+            activities=[publish, cancel_workflows],
             workflow_runner=runner,
             max_concurrent_workflow_tasks=50,
         )

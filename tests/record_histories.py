@@ -30,10 +30,7 @@ and two event-stream runs); they are never re-recorded, and must keep replaying.
 ``tests/histories/older/`` likewise keeps histories of code since changed behind a
 ``workflow.patched``: ``batch_cancelled.json`` and ``batch_root_cancelled.json`` are a leaf
 and a root that cancelled their tasks or leaves with one ``RequestCancelExternal`` command
-each (before ``leaf-stop-by-local-activity`` and ``root-cancel-by-local-activity``);
-``batch_cancelled_without_wait.json`` and ``batch_root_cancelled_part0_without_wait.json``
-are leaves whose local activity only asked their tasks to cancel, and which then waited for
-each task's end in their own history (before ``leaf-stop-waits-in-activity``).
+each (before ``leaf-stop-by-local-activity`` and ``root-cancel-by-local-activity``).
 
 A task's id is its file's name; a batch's id is random (``batch-<hex>``), and its first leaf's
 is ``{batch_id}-part0``. ``load_history`` takes the workflow id from the history's started

@@ -23,17 +23,3 @@ async def cancel_workflows(workflow_ids: list[str]) -> None:
     await workflow.execute_local_activity(
         wire.CANCEL_WORKFLOWS_ACTIVITY, workflow_ids, start_to_close_timeout=_TIMEOUT
     )
-
-
-async def cancel_and_wait(workflow_ids: list[str], seconds: float) -> list[str]:
-    """Request cancellation of each workflow and wait up to ``seconds`` for them to close.
-
-    Returns the ones that closed cancelled (``factorial.activities.cancelling``).
-    """
-    cancelled: list[str] = await workflow.execute_local_activity(
-        wire.CANCEL_AND_WAIT_ACTIVITY,
-        args=[workflow_ids, seconds],
-        start_to_close_timeout=_TIMEOUT + timedelta(seconds=seconds),
-        result_type=list[str],
-    )
-    return cancelled

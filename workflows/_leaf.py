@@ -20,12 +20,7 @@ task it started has ended, and counts the ones it never started as cancelled.
 
 The running tasks are asked by one local activity (``factorial.workflows._cancel``), not by
 ``ChildWorkflowHandle.cancel``: cancelling a 20,000-task batch on 2 cores, the 100 leaves'
-confirmations of those requests queued behind one another for seconds. The same activity
-waits (up to ``STOP_WAIT`` seconds) until the tasks have closed and says which closed
-cancelled: those end here at once. The server records a child's end in its parent's history
-one child at a time, and a leaf of 100 tasks learnt the last of them 4 s after they had all
-ended. A task still running after ``STOP_WAIT``, or one that got to its own end first, ends
-here from its result as usual.
+confirmations of those requests queued behind one another for seconds.
 """
 
 from __future__ import annotations
@@ -44,7 +39,7 @@ from temporalio.exceptions import (
 )
 
 from factorial.workflows._announce import announce_end
-from factorial.workflows._cancel import cancel_and_wait, cancel_workflows
+from factorial.workflows._cancel import cancel_workflows
 from factorial.workflows._emitter import StreamEmitter
 
 with workflow.unsafe.imports_passed_through():
@@ -59,10 +54,6 @@ MAX_TURN_REPORT_DELAY = 10.0
 #: Leaves stopped before this change cancelled each running task through its handle, and
 #: announced every cancelled task themselves.
 STOP_PATCH = "leaf-stop-by-local-activity"
-#: Leaves stopped before this change waited for every cancelled task's end in their history.
-STOP_WAIT_PATCH = "leaf-stop-waits-in-activity"
-#: Longest the stop's activity waits for the cancelled tasks to close (see the docstring).
-STOP_WAIT = 10.0
 
 
 class Leaf:
@@ -79,8 +70,7 @@ class Leaf:
         self.tally = Tally(inp.max_turns)
         self.results: dict[int, wire.SubTaskResult] = {}
         self._handles: dict[int, workflow.ChildWorkflowHandle[Any, wire.TaskSnapshot]] = {}
-        #: The tasks counted against the window: admitted and not ended yet.
-        self._live: set[int] = set()
+        self._running = 0
         self._starting = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._started: set[int] = set()
@@ -100,14 +90,14 @@ class Leaf:
         starts = self._inp.max_starting or DEFAULT_MAX_STARTING
 
         def admit() -> bool:
-            return (len(self._live) < window and self._starting < starts) or self._stopped
+            return (self._running < window and self._starting < starts) or self._stopped
 
         for index, payload in zip(self.indices, self._payloads, strict=True):
             if not admit():
                 await workflow.wait_condition(admit)
             if self._stopped:
                 break
-            self._live.add(index)
+            self._running += 1
             self._starting += 1  # until its start is confirmed (in ``_execute``)
             self._started.add(index)
             task = asyncio.create_task(self._run_task(index, payload))
@@ -126,28 +116,13 @@ class Leaf:
             return
         if self._inp.report_to is not None:
             self.unannounced = []
-        if not self._handles:
-            return
-        ids = {wire.task_id_of(self._inp.batch_id, index): index for index in self._handles}
-        if workflow.patched(STOP_WAIT_PATCH):
-            self._cancelling = asyncio.create_task(self._cancel_and_end(ids))
-        else:
-            self._cancelling = asyncio.create_task(cancel_workflows(list(ids)))
-
-    async def _cancel_and_end(self, ids: dict[str, int]) -> None:
-        for task_id in await cancel_and_wait(list(ids), STOP_WAIT):
-            index = ids[task_id]
-            if index in self._live:
-                self._live.discard(index)
-                self._end(
-                    wire.SubTaskResult(task_id=task_id, status="cancelled", error="cancelled"),
-                    index,
-                    announce=True,
-                )
+        if self._handles:
+            ids = [wire.task_id_of(self._inp.batch_id, index) for index in self._handles]
+            self._cancelling = asyncio.create_task(cancel_workflows(ids))
 
     async def wait(self) -> None:
         """Wait until every task started has ended; count those never started as cancelled."""
-        await workflow.wait_condition(lambda: not self._live)
+        await workflow.wait_condition(lambda: self._running == 0)
         if self._cancelling is not None:
             await self._cancelling
         if self._stopped:
@@ -188,9 +163,8 @@ class Leaf:
             result = wire.SubTaskResult(task_id=task_id, status="cancelled", error="cancelled")
         finally:
             self._handles.pop(index, None)
-        if index in self._live:  # not ended already by ``_cancel_and_end``
-            self._live.discard(index)
-            self._end(result, index, announce=True)
+            self._running -= 1
+        self._end(result, index, announce=True)
 
     async def _execute(
         self, index: int, task_id: str, payload: dict[str, Any]

@@ -10,7 +10,6 @@ A fresh recording against the session server guards the current code too.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 import pytest
@@ -113,28 +112,6 @@ async def test_batch_cancelled_by_commands_before_the_patch_replays(scenario: st
     current = load_history(HISTORIES_DIR / f"{scenario}.json")
     kinds = [e.event_type for e in current.events]
     assert cancel_external not in kinds and EventType.EVENT_TYPE_MARKER_RECORDED in kinds
-
-
-@pytest.mark.parametrize("scenario", [BATCH_CANCELLED, BATCH_ROOT_CANCELLED_PART0])
-async def test_leaf_stopped_without_waiting_in_its_activity_replays(scenario: str) -> None:
-    """A stopped leaf whose local activity only asked its tasks to cancel still replays, and
-    today's waits there for them to close and ends the ones it names."""
-    older = load_history(OLDER_DIR / f"{scenario}_without_wait.json")
-    assert local_activities(older) == ["cancel_workflows"]
-    await replay(older)
-    current = load_history(HISTORIES_DIR / f"{scenario}.json")
-    assert local_activities(current) == ["cancel_and_wait"]
-
-
-def local_activities(history: WorkflowHistory) -> list[str]:
-    """The activity types of the history's local activity markers, in order."""
-    types = []
-    for event in history.events:
-        details = event.marker_recorded_event_attributes.details
-        if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED and "data" in details:
-            [data] = details["data"].payloads
-            types.append(json.loads(data.data)["activity_type"])
-    return types
 
 
 def test_0_1_histories_cover_every_workflow() -> None:
