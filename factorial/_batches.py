@@ -273,6 +273,9 @@ def batch_from(snapshot: wire.BatchSnapshot) -> Batch:
             max_progress=snapshot.max_progress,
             status=status,
             parent_id=snapshot.parent_task_id,
+            completed=snapshot.counts.completed,
+            failed=snapshot.counts.failed,
+            cancelled=snapshot.counts.cancelled,
         ),
     )
 

@@ -96,6 +96,10 @@ class BatchMetadata(BaseModel):
     max_progress: int = 0
     status: str = "active"
     parent_id: str | None = None
+    #: Tasks ended so far, by outcome (a batch whose tasks all failed still ends ``completed``).
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
 
 
 class Batch(BaseModel):

@@ -227,6 +227,8 @@ async def test_failed_and_cancelled_tasks_still_complete_the_batch(
     ]
     after = await orchestrator.get_batch(batch.id)
     assert after.metadata.status == "completed" and after.progress == 100.0
+    counts = (after.metadata.completed, after.metadata.failed, after.metadata.cancelled)
+    assert counts == (2, 1, 1)
     ends = {"run_completed", "run_failed", "run_cancelled"}
     terminal = await collect_events(
         orchestrator,
