@@ -123,4 +123,5 @@ class BatchView:
         line.append(f"{kind:<14}", style=style)
         if detail:
             line.append(f" {clip(detail, 70)}")
-        self.console.print(line)
+        # One row whatever the width: rich 15 wraps a Text despite its own no_wrap.
+        self.console.print(line, no_wrap=True, overflow="ellipsis", crop=True)

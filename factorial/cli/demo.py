@@ -145,10 +145,10 @@ async def _cancel(
 
 
 def _footer(server: Server, namespace: str, batch: Batch, console: Console) -> None:
-    console.print(
-        f"Inspect it: factorial batch status {batch.id} --address {server.address}",
-        soft_wrap=True,
-    )
+    where = f"--address {server.address}"
+    if namespace != "default":
+        where += f" --namespace {namespace}"
+    console.print(f"Inspect it: factorial batch status {batch.id} {where}", soft_wrap=True)
     if server.ui_url:
         hedge = " (if its Web UI runs there)" if server.ui_assumed else ""
         console.print(
@@ -159,13 +159,19 @@ def _footer(server: Server, namespace: str, batch: Batch, console: Console) -> N
 # -- the demo -------------------------------------------------------------------------------------
 
 
-async def run_demo(address: str | None, tasks: int = 5, model_name: str | None = None) -> None:
+async def run_demo(
+    address: str | None,
+    tasks: int = 5,
+    model_name: str | None = None,
+    namespace: str = "default",
+) -> None:
     """Run one batch of ``tasks`` research tasks with a live progress bar, then a results table.
 
     Args:
         address: Temporal frontend ``host:port``; None uses (or starts) a local dev server.
         tasks: How many research tasks the batch has.
         model_name: A catalog model (e.g. ``gpt-4.1-mini``), used if its API key is set.
+        namespace: The Temporal namespace (it must exist, with Factorial's search attributes).
 
     Raises:
         UserError: Unknown model name or a bad task count.
@@ -178,7 +184,7 @@ async def run_demo(address: str | None, tasks: int = 5, model_name: str | None =
     models = build_models(model_name)
     _announce_model(models, model_name, console)
     server = await local_server(console) if address is None else given_server(address)
-    orchestrator = Orchestrator(temporal_address=server.address)
+    orchestrator = Orchestrator(temporal_address=server.address, namespace=namespace)
     try:
         research, search = build_agents(models)
         orchestrator.register_runner(agent=research)
@@ -186,7 +192,7 @@ async def run_demo(address: str | None, tasks: int = 5, model_name: str | None =
         await orchestrator.start_workers()
         console.print(
             f"Workers for {research.name} and {search.name} run in this process "
-            f"against {server.address}.",
+            f"against {server.address} (namespace {namespace}).",
             soft_wrap=True,
         )
         batch = await orchestrator.enqueue_batch(

@@ -232,10 +232,12 @@ def demo(
     address: Annotated[
         str | None,
         typer.Option(
+            envvar="TEMPORAL_ADDRESS",
             help="Temporal frontend host:port; by default a local dev server (started if needed).",
             show_default=False,
         ),
     ] = None,
+    namespace: NamespaceOption = None,
     tasks: Annotated[
         int, typer.Option(min=1, max=100, help="How many research tasks the batch has.")
     ] = 5,
@@ -250,7 +252,11 @@ def demo(
     """
     from factorial.cli.demo import run_demo
 
-    finished = run(lambda: _completed(run_demo(address, tasks=tasks, model_name=model)))
+    finished = run(
+        lambda: _completed(
+            run_demo(address, tasks=tasks, model_name=model, namespace=namespace or "default")
+        )
+    )
     if not finished:
         typer.echo("Interrupted.", err=True)
         raise typer.Exit(130)

@@ -6,8 +6,11 @@ import asyncio
 import re
 import signal
 import subprocess
+import time
+import uuid
 
-from factorial.devserver import DevServer
+from factorial._wire import SEARCH_ATTRIBUTES
+from factorial.devserver import DevServer, temporal_binary
 from factorial.example_app import build_orchestrator
 from tests.integration.test_cli import FACTORIAL, cli_env
 
@@ -46,6 +49,7 @@ async def test_ctrl_c_cancels_the_batch(temporal_server: DevServer) -> None:
         errors = err.decode()
         assert demo.returncode == 130, out + errors
         assert "Traceback" not in out + errors
+        assert out.count("Interrupted: cancelling batch") == 1, out
         assert f"Interrupted: cancelling batch {batch_id}" in out
         assert re.search(r"^batch_cancelled ", out, re.MULTILINE), out
         assert f"Batch {batch_id}: cancelled" in out
@@ -67,3 +71,61 @@ async def test_ctrl_c_cancels_the_batch(temporal_server: DevServer) -> None:
             await demo.wait()
         if orchestrator is not None:
             await orchestrator.close()
+
+
+def _temporal(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [temporal_binary(), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def _create_namespace(address: str, namespace: str) -> None:
+    """A namespace with Factorial's search attributes (as docker-compose's admin job does)."""
+    created = _temporal("operator", "namespace", "create", "--address", address, "-n", namespace)
+    assert created.returncode == 0, created.stderr
+    for name in SEARCH_ATTRIBUTES:
+        for _ in range(60):  # a new namespace takes a moment to reach the frontend
+            added = _temporal(
+                "operator", "search-attribute", "create", "--address", address,
+                "-n", namespace, "--name", name, "--type", "Keyword",
+            )  # fmt: skip
+            if added.returncode == 0 or "already exists" in added.stderr.lower():
+                break
+            time.sleep(1)
+        else:
+            raise AssertionError(added.stderr)
+
+
+async def test_the_demo_honours_temporal_address_and_namespace(
+    temporal_server: DevServer,
+) -> None:
+    address = temporal_server.address
+    namespace = f"demo-{uuid.uuid4().hex[:8]}"
+    await asyncio.to_thread(_create_namespace, address, namespace)
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [FACTORIAL, "demo", "--namespace", namespace, "--tasks", "1"],
+        env={**cli_env(), "TEMPORAL_ADDRESS": address},  # no --address
+        capture_output=True,
+        text=True,
+        timeout=180,
+        stdin=subprocess.DEVNULL,
+    )
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    assert f"against {address} (namespace {namespace})" in out
+    match = re.search(r"Enqueued batch (batch-[0-9a-f]+)", out)
+    assert match, out
+    batch_id = match.group(1)
+    assert f"factorial batch status {batch_id} --address {address} --namespace {namespace}" in out
+    assert re.search(r"^batch_completed ", out, re.MULTILINE), out
+    described = _temporal(
+        "workflow", "describe", "--address", address, "-n", namespace, "-w", batch_id
+    )
+    assert described.returncode == 0, described.stderr
+    elsewhere = _temporal("workflow", "describe", "--address", address, "-w", batch_id)
+    assert elsewhere.returncode != 0  # not in the default namespace
