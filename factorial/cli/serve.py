@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from factorial._connection import check_metrics_address
 from factorial.cli._common import (
     AddressOption,
     CliError,
@@ -131,10 +132,29 @@ def worker(
     ],
     address: AddressOption = None,
     namespace: NamespaceOption = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            envvar="FACTORIAL_METRICS_PORT",
+            help="Serve Prometheus metrics (Temporal's and Factorial's) on this port.",
+            show_default=False,
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str,
+        typer.Option(
+            envvar="FACTORIAL_METRICS_HOST",
+            help="Address the metrics endpoint binds (0.0.0.0 in a container).",
+        ),
+    ] = "127.0.0.1",
 ) -> None:
     """Run the workers of the agents registered on an Orchestrator until Ctrl-C."""
     try:
         orchestrator = load_orchestrator(target)
+        if metrics_port is not None:
+            _serve_metrics(orchestrator, f"{metrics_host}:{metrics_port}")
     except (CliError, FactorialError) as err:
         fail(message(err))
     if address:
@@ -143,6 +163,15 @@ def worker(
         orchestrator.namespace = namespace
     run(lambda: _serve(orchestrator))
     console.print("Worker stopped.")
+
+
+def _serve_metrics(orchestrator: Orchestrator, address: str) -> None:
+    if getattr(orchestrator, "_client", None) is not None:
+        raise CliError(
+            "--metrics-port needs the Orchestrator to connect itself; "
+            "it was given a Temporal client"
+        )
+    orchestrator.metrics_address = check_metrics_address(address)
 
 
 # -- demo -----------------------------------------------------------------------------------

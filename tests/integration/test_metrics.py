@@ -1,0 +1,184 @@
+"""Prometheus metrics: a worker serves Temporal's SDK metrics and Factorial's own, by agent.
+
+A batch runs with a tool that works, a tool that raises, a model call that fails once (a
+retried turn) and a deferred tool that holds one task open, so the endpoint is scraped while
+the batch runs and again once it has ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from factorial import Agent, AgentWorkerConfig, Orchestrator, TaskStatus, UserError, deferred_tool
+from factorial import _metrics as m
+from factorial._ids import agent_task_queue_name
+from factorial.devserver import DevServer, free_port
+from factorial.models import ModelClients, ModelRequest, ModelResponse
+from factorial.testing import Fail, Reply, ScriptedModel, call_tool, reply
+from tests.prometheus import Sample, scrape, total
+
+QUICK = AgentWorkerConfig(initial_backoff=0.1, max_backoff=0.2, heartbeat_timeout=5)
+DASHBOARD = Path(__file__).resolve().parents[2] / "deploy/grafana/dashboards/factorial.json"
+USAGE = {"prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 14}
+
+
+class CountingModel(ScriptedModel):
+    """A scripted model that reports token usage on every answer."""
+
+    async def complete(self, request: ModelRequest, clients: ModelClients) -> ModelResponse:
+        response = await super().complete(request, clients)
+        return response.model_copy(update={"usage": dict(USAGE)})
+
+
+def lookup(topic: str) -> str:
+    """Look a topic up."""
+    return f"notes on {topic}"
+
+
+def broken() -> str:
+    """Always fails."""
+    raise RuntimeError("the index is down")
+
+
+@deferred_tool(timeout=120)
+def approve() -> str:
+    """Ask a human to approve."""
+    return "asked"
+
+
+def script(request: ModelRequest) -> Reply | Fail:
+    """'work' tasks: two tools (one raises), then a 503 once, then done; 'wait' tasks: approve."""
+    query = request.messages[0]["content"]
+    if query == "wait":
+        return call_tool("approve") if request.turn == 0 else reply("approved")
+    if request.turn == 0:
+        calls = call_tool("lookup", topic="temporal").tool_calls + call_tool("broken").tool_calls
+        return Reply(tool_calls=calls)
+    return Fail(status_code=503, times=1, then=reply("done"))
+
+
+@pytest.fixture
+async def metered(temporal_server: DevServer) -> AsyncIterator[Orchestrator]:
+    orch = Orchestrator(
+        temporal_address=temporal_server.address, metrics_address=f"127.0.0.1:{free_port()}"
+    )
+    try:
+        yield orch
+    finally:
+        await orch.close()
+
+
+async def wait_for(check: Callable[[], Awaitable[bool]], timeout: float = 60.0) -> None:
+    async def poll() -> None:
+        while not await check():
+            await asyncio.sleep(0.2)
+
+    await asyncio.wait_for(poll(), timeout)
+
+
+async def test_a_batch_moves_the_counters(metered: Orchestrator, unique) -> None:
+    agent = Agent(
+        name=unique("metered"),
+        model=CountingModel(script),
+        tools=[lookup, broken, approve],
+    )
+    metered.register_runner(agent=agent, agent_worker_config=QUICK)
+    await metered.start_workers()
+    address = str(metered.metrics_address)
+    name = agent.name
+    before = await scrape(address)
+    assert total(before, m.TASKS, agent=name) == 0
+
+    payloads = [{"query": "work"}, {"query": "work"}, {"query": "wait"}]
+    batch = await metered.enqueue_batch(agent=agent, owner_id=unique("owner"), payloads=payloads)
+    waiting = batch.task_ids[2]
+    samples: list[Sample] = []
+
+    async def two_tasks_completed() -> bool:
+        samples[:] = await scrape(address)
+        return total(samples, m.TASKS, agent=name, outcome="completed") >= 2
+
+    # During the batch: the 'work' tasks have ended, the 'wait' task waits for its approval.
+    await wait_for(two_tasks_completed)
+    assert await metered.get_task_status(waiting) == TaskStatus.PENDING_TOOL_RESULTS
+    assert (await metered.get_batch(batch.id)).metadata.status != "completed"
+    queue = agent_task_queue_name(name)
+    assert total(samples, "temporal_workflow_completed", task_queue=queue) >= 2
+    assert total(samples, m.TASKS, agent=name, outcome="completed") == 2
+    assert total(samples, m.TOOL_CALLS, agent=name, tool="broken") == 2
+    assert total(samples, m.TOOL_ERRORS, agent=name, tool="broken") == 2
+    assert total(samples, m.TOOL_ERRORS, agent=name, tool="lookup") == 0
+    assert total(samples, m.TURN_RETRIES, agent=name) == 2
+    assert total(samples, m.TURNS, agent=name, outcome="failed") == 2
+
+    assert await metered.complete_deferred_tool(waiting, "call_0_0", "yes") is True
+
+    async def batch_completed() -> bool:
+        return (await metered.get_batch(batch.id)).metadata.status == "completed"
+
+    await wait_for(batch_completed)
+
+    async def three_tasks_completed() -> bool:
+        samples[:] = await scrape(address)
+        return total(samples, m.TASKS, agent=name, outcome="completed") >= 3
+
+    await wait_for(three_tasks_completed)
+    after = samples
+    assert total(after, "temporal_workflow_completed", task_queue=queue) >= 3
+    assert total(after, m.TASKS, agent=name, outcome="completed") == 3
+    assert total(after, m.TASKS, agent=name, outcome="failed") == 0
+    # 2 'work' tasks: 2 turns and one failed attempt each; the 'wait' task: 2 turns.
+    assert total(after, m.TURNS, agent=name, outcome="succeeded") == 6
+    assert total(after, m.TURNS, agent=name, outcome="failed") == 2
+    assert total(after, m.TURN_RETRIES, agent=name) == 2
+    assert total(after, f"{m.TURN_DURATION}_count", agent=name) == 8
+    assert total(after, f"{m.MODEL_LATENCY}_count", agent=name, outcome="succeeded") == 6
+    assert total(after, f"{m.MODEL_LATENCY}_count", agent=name, outcome="failed") == 2
+    assert total(after, m.INPUT_TOKENS, agent=name) == 6 * USAGE["prompt_tokens"]
+    assert total(after, m.OUTPUT_TOKENS, agent=name) == 6 * USAGE["completion_tokens"]
+    assert total(after, m.TOOL_CALLS, agent=name, tool="lookup") == 2
+    assert total(after, m.TOOL_CALLS, agent=name, tool="approve") == 1
+    assert total(after, m.TOOL_ERRORS, agent=name) == 2
+
+    # Every series the Grafana dashboard queries is one this worker serves.
+    served = {s.name for s in after}
+    assert dashboard_metric_names() <= served, dashboard_metric_names() - served
+
+
+def dashboard_metric_names() -> set[str]:
+    """The metric names the dashboard's PromQL expressions read."""
+    panels: list[dict[str, Any]] = json.loads(DASHBOARD.read_text())["panels"]
+    exprs = [t["expr"] for p in panels for t in p.get("targets", [])]
+    assert exprs, "the dashboard has no queries"
+    return {n for e in exprs for n in re.findall(r"\b((?:temporal|factorial)_\w+)", e)}
+
+
+def test_a_malformed_metrics_address_is_refused() -> None:
+    with pytest.raises(UserError, match="host:port"):
+        Orchestrator(metrics_address="9464")
+
+
+async def test_a_metrics_address_in_use_is_a_user_error(temporal_server: DevServer) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    first = Orchestrator(temporal_address=temporal_server.address, metrics_address=address)
+    second = Orchestrator(temporal_address=temporal_server.address, metrics_address=address)
+    try:
+        await first.client()
+        with pytest.raises(UserError, match=f"cannot serve metrics at {address}"):
+            await second.client()
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_metrics_need_the_orchestrators_own_connection(metered: Orchestrator) -> None:
+    client = await metered.client()
+    with pytest.raises(UserError, match="own connection"):
+        Orchestrator(client=client, metrics_address="127.0.0.1:9464")
