@@ -91,7 +91,7 @@ def build_workers(
     activities = AgentActivities(agents, clients, routes, stream_config)
     publish = StreamActivities(stream_config or EventStreamConfig()).publish_events
     runner = workflow_runner(sandboxed)
-    interceptors = _worker_interceptors(client) if tracing else []
+    interceptors = worker_interceptors(client) if tracing else []
     workers = [
         Worker(
             client,
@@ -138,7 +138,7 @@ def build_workers(
     return workers
 
 
-def _worker_interceptors(client: Client) -> list[Interceptor]:
+def worker_interceptors(client: Client) -> list[Interceptor]:
     """Temporal's tracing interceptor, unless the client already passes it to its workers."""
     if any(_tracing.is_tracing_interceptor(i) for i in client.config()["interceptors"]):
         return []

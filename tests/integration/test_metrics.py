@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import signal
+import socket
+import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,7 @@ from factorial._ids import agent_task_queue_name
 from factorial.devserver import DevServer, free_port
 from factorial.models import ModelClients, ModelRequest, ModelResponse
 from factorial.testing import Fail, Reply, ScriptedModel, call_tool, reply
+from tests.integration.test_cli import FACTORIAL, assert_one_error_line, cli_env, read_line, run_cli
 from tests.prometheus import Sample, scrape, total
 
 QUICK = AgentWorkerConfig(initial_backoff=0.1, max_backoff=0.2, heartbeat_timeout=5)
@@ -182,3 +186,82 @@ async def test_metrics_need_the_orchestrators_own_connection(metered: Orchestrat
     client = await metered.client()
     with pytest.raises(UserError, match="own connection"):
         Orchestrator(client=client, metrics_address="127.0.0.1:9464")
+
+
+async def test_the_worker_command_serves_metrics(
+    temporal_server: DevServer, unique, tmp_path: Path
+) -> None:
+    """``factorial worker --metrics-port`` (host from ``FACTORIAL_METRICS_HOST``, as compose sets
+    it): Temporal's worker metrics at once, a task's metrics once it ran there."""
+    name = unique("cli_metered")
+    (tmp_path / "metered_app.py").write_text(WORKER_MODULE.format(name=name))
+    address = f"127.0.0.1:{free_port()}"
+    env = dict(cli_env(), FACTORIAL_METRICS_HOST="127.0.0.1")
+    worker = await asyncio.create_subprocess_exec(
+        FACTORIAL,
+        "worker",
+        "metered_app:orchestrator",
+        "--address",
+        temporal_server.address,
+        "--metrics-port",
+        address.rpartition(":")[2],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    orchestrator = Orchestrator(temporal_address=temporal_server.address)
+    try:
+        assert worker.stdout is not None
+        assert "Worker running" in await read_line(worker.stdout)
+        queue = agent_task_queue_name(name)
+        assert total(await scrape(address), "temporal_worker_start", task_queue=queue) == 1
+
+        # The same agent here only enqueues; its turn runs in the worker process.
+        agent = Agent(name=name, model=ScriptedModel([reply("not from the test process")]))
+        orchestrator.register_runner(agent=agent)
+        task = await orchestrator.enqueue_task(agent=agent, owner_id=unique("owner"), payload={})
+        assert await asyncio.wait_for(task.result(), 60) == "hello from the worker"
+
+        async def counted() -> bool:
+            return total(await scrape(address), m.TASKS, agent=name, outcome="completed") == 1
+
+        await wait_for(counted)
+        worker.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(worker.wait(), 30) == 0
+    finally:
+        await orchestrator.close()
+        if worker.returncode is None:
+            worker.kill()
+            await worker.wait()
+
+
+def test_the_worker_command_reports_a_metrics_port_in_use(
+    temporal_server: DevServer, tmp_path: Path
+) -> None:
+    (tmp_path / "metered_app.py").write_text(WORKER_MODULE.format(name="busy_port"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = run_cli(
+            "worker",
+            "metered_app:orchestrator",
+            "--address",
+            temporal_server.address,
+            "--metrics-port",
+            port,
+            cwd=tmp_path,
+        )
+    assert f"cannot serve metrics at 127.0.0.1:{port}" in assert_one_error_line(result)
+
+
+WORKER_MODULE = """
+from factorial import Agent, Orchestrator
+from factorial.testing import ScriptedModel, reply
+
+agent = Agent(name={name!r}, model=ScriptedModel([reply("hello from the worker")]))
+orchestrator = Orchestrator()
+orchestrator.register_runner(agent=agent)
+"""

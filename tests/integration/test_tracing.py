@@ -13,10 +13,13 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from temporalio.contrib.opentelemetry import TracingInterceptor
 
 from factorial import Agent, AgentWorkerConfig, Orchestrator
+from factorial._connection import connect
 from factorial._tracing import MODEL_CALL_SPAN, TOOL_CALL_SPAN
 from factorial._wire import RUN_TURN_ACTIVITY, TASK_WORKFLOW
+from factorial._workers import worker_interceptors
 from factorial.devserver import DevServer
 from factorial.testing import Reply, call_tool, reply
 from tests.integration.test_metrics import USAGE, CountingModel, broken, lookup
@@ -131,3 +134,17 @@ def test_without_the_extra_tracing_is_a_user_error() -> None:
     assert "refused: tracing needs OpenTelemetry" in done.stdout
     assert "factorial-temporal[otel]" in done.stdout
     assert "inline: ok" in done.stdout
+
+
+async def test_workers_on_an_injected_client_get_the_interceptor(
+    temporal_server: DevServer,
+) -> None:
+    """An injected client without Temporal's tracing interceptor: the workers add it; a
+    client that has it passes it on to its workers, so they must not add a second one."""
+    plain = await connect(temporal_server.address, "default", None, False)
+    [added] = worker_interceptors(plain)
+    assert isinstance(added, TracingInterceptor)
+    traced = await connect(
+        temporal_server.address, "default", None, False, interceptors=[TracingInterceptor()]
+    )
+    assert worker_interceptors(traced) == []

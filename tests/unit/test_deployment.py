@@ -238,7 +238,7 @@ def _worker_option_envvars() -> dict[str, str]:
 
     from factorial.cli import app
 
-    command = typer.main.get_command(app).commands["worker"]  # type: ignore[attr-defined]
+    command = typer.main.get_command(app).commands["worker"]
     return {p.name: p.envvar for p in command.params if getattr(p, "envvar", None)}
 
 
