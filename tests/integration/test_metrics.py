@@ -87,13 +87,17 @@ async def wait_for(check: Callable[[], Awaitable[bool]], timeout: float = 60.0) 
     await asyncio.wait_for(poll(), timeout)
 
 
-async def test_a_batch_moves_the_counters(metered: Orchestrator, unique) -> None:
+@pytest.mark.parametrize("turn_execution", ["activity", "local"])
+async def test_a_batch_moves_the_counters(
+    metered: Orchestrator, unique, turn_execution: str
+) -> None:
     agent = Agent(
         name=unique("metered"),
         model=CountingModel(script),
         tools=[lookup, broken, approve],
     )
-    metered.register_runner(agent=agent, agent_worker_config=QUICK)
+    config = QUICK.model_copy(update={"turn_execution": turn_execution})
+    metered.register_runner(agent=agent, agent_worker_config=config)
     await metered.start_workers()
     address = str(metered.metrics_address)
     name = agent.name
@@ -105,16 +109,21 @@ async def test_a_batch_moves_the_counters(metered: Orchestrator, unique) -> None
     waiting = batch.task_ids[2]
     samples: list[Sample] = []
 
-    async def two_tasks_completed() -> bool:
+    queue = agent_task_queue_name(name)
+
+    async def tasks_completed(count: int) -> bool:
         samples[:] = await scrape(address)
-        return total(samples, m.TASKS, agent=name, outcome="completed") >= 2
+        # The workflow records its outcome just before the SDK counts it completed.
+        return (
+            total(samples, m.TASKS, agent=name, outcome="completed") >= count
+            and total(samples, "temporal_workflow_completed", task_queue=queue) >= count
+        )
 
     # During the batch: the 'work' tasks have ended, the 'wait' task waits for its approval.
-    await wait_for(two_tasks_completed)
+    await wait_for(lambda: tasks_completed(2))
     assert await metered.get_task_status(waiting) == TaskStatus.PENDING_TOOL_RESULTS
     assert (await metered.get_batch(batch.id)).metadata.status != "completed"
-    queue = agent_task_queue_name(name)
-    assert total(samples, "temporal_workflow_completed", task_queue=queue) >= 2
+    assert total(samples, "temporal_workflow_completed", task_queue=queue) == 2
     assert total(samples, m.TASKS, agent=name, outcome="completed") == 2
     assert total(samples, m.TOOL_CALLS, agent=name, tool="broken") == 2
     assert total(samples, m.TOOL_ERRORS, agent=name, tool="broken") == 2
@@ -129,13 +138,9 @@ async def test_a_batch_moves_the_counters(metered: Orchestrator, unique) -> None
 
     await wait_for(batch_completed)
 
-    async def three_tasks_completed() -> bool:
-        samples[:] = await scrape(address)
-        return total(samples, m.TASKS, agent=name, outcome="completed") >= 3
-
-    await wait_for(three_tasks_completed)
+    await wait_for(lambda: tasks_completed(3))
     after = samples
-    assert total(after, "temporal_workflow_completed", task_queue=queue) >= 3
+    assert total(after, "temporal_workflow_completed", task_queue=queue) == 3
     assert total(after, m.TASKS, agent=name, outcome="completed") == 3
     assert total(after, m.TASKS, agent=name, outcome="failed") == 0
     # 2 'work' tasks: 2 turns and one failed attempt each; the 'wait' task: 2 turns.
@@ -216,7 +221,11 @@ async def test_the_worker_command_serves_metrics(
         assert worker.stdout is not None
         assert "Worker running" in await read_line(worker.stdout)
         queue = agent_task_queue_name(name)
-        assert total(await scrape(address), "temporal_worker_start", task_queue=queue) == 1
+
+        async def worker_started() -> bool:
+            return total(await scrape(address), "temporal_worker_start", task_queue=queue) == 1
+
+        await wait_for(worker_started)
 
         # The same agent here only enqueues; its turn runs in the worker process.
         agent = Agent(name=name, model=ScriptedModel([reply("not from the test process")]))
