@@ -33,6 +33,8 @@ def exporter() -> Iterator[InMemorySpanExporter]:
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     yield exporter
+    # Later tests keep this provider (it cannot be replaced): stop it keeping their spans.
+    provider.shutdown()
     exporter.clear()
 
 
