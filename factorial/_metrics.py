@@ -23,7 +23,7 @@ TURNS = "factorial_turns"
 TURN_RETRIES = "factorial_turn_retries"
 #: Milliseconds one turn attempt took (model call, tools, hooks, events).
 TURN_DURATION = "factorial_turn_duration"
-#: Milliseconds one model call took, by ``outcome``.
+#: Milliseconds one model call took, by ``outcome`` (``succeeded``, ``failed``, ``cancelled``).
 MODEL_LATENCY = "factorial_model_latency"
 #: Prompt tokens the model reported.
 INPUT_TOKENS = "factorial_input_tokens"

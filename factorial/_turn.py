@@ -104,6 +104,9 @@ async def _observed_completion(
                 span.set_attribute("output_tokens", completion)
         outcome = "succeeded"
         return response
+    except asyncio.CancelledError:
+        outcome = "cancelled"
+        raise
     finally:
         _metrics.record_model_call(agent.name, time.monotonic() - started, usage, outcome)
 

@@ -25,6 +25,7 @@ from factorial._ids import agent_task_queue_name
 from factorial.devserver import DevServer, free_port
 from factorial.models import ModelClients, ModelRequest, ModelResponse
 from factorial.testing import Fail, Reply, ScriptedModel, call_tool, reply
+from tests.conftest import collect_events, has_event
 from tests.integration.test_cli import FACTORIAL, assert_one_error_line, cli_env, read_line, run_cli
 from tests.prometheus import Sample, scrape, total
 
@@ -159,6 +160,40 @@ async def test_a_batch_moves_the_counters(
     # Every series the Grafana dashboard queries is one this worker serves.
     served = {s.name for s in after}
     assert dashboard_metric_names() <= served, dashboard_metric_names() - served
+
+
+async def test_failed_and_cancelled_tasks_and_turns(metered: Orchestrator, unique) -> None:
+    """A 400 fails its task for good; cancelling a task stops its running model call."""
+    failing = Agent(name=unique("refused"), model=ScriptedModel([Fail(status_code=400)]))
+    slow = Agent(name=unique("slow"), model=ScriptedModel([reply("late", delay=120)]))
+    config = QUICK.model_copy(update={"turn_execution": "activity"})
+    for agent in (failing, slow):
+        metered.register_runner(agent=agent, agent_worker_config=config)
+    await metered.start_workers()
+    address = str(metered.metrics_address)
+    owner = unique("owner")
+    await metered.enqueue_task(agent=failing, owner_id=owner, payload={})
+    task = await metered.enqueue_task(agent=slow, owner_id=owner, payload={})
+    await collect_events(
+        metered, owner, has_event("progress_update_completion_started"), task_ids=[task.id]
+    )
+    await metered.cancel_task(task.id)
+    samples: list[Sample] = []
+
+    async def both_ended() -> bool:
+        samples[:] = await scrape(address)
+        return (
+            total(samples, m.TASKS, agent=failing.name, outcome="failed") == 1
+            and total(samples, m.TASKS, agent=slow.name, outcome="cancelled") == 1
+            and total(samples, m.TURNS, agent=slow.name, outcome="cancelled") == 1
+        )
+
+    await wait_for(both_ended)
+    assert total(samples, m.TURNS, agent=failing.name, outcome="failed") == 1
+    assert total(samples, m.TURN_RETRIES, agent=failing.name) == 0
+    assert total(samples, f"{m.MODEL_LATENCY}_count", agent=failing.name, outcome="failed") == 1
+    assert total(samples, f"{m.MODEL_LATENCY}_count", agent=slow.name, outcome="cancelled") == 1
+    assert total(samples, m.TASKS, agent=slow.name, outcome="completed") == 0
 
 
 def dashboard_metric_names() -> set[str]:
