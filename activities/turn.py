@@ -20,6 +20,7 @@ from temporalio.exceptions import ApplicationError
 
 from factorial import events as ev
 from factorial._ids import agent_task_queue_name
+from factorial._metrics import record_turn
 from factorial._payloads import MAX_PAYLOAD_BYTES, payload_size
 from factorial._spawn import Spawner, SpawnRequest
 from factorial._wire import (
@@ -142,18 +143,26 @@ class AgentActivities:
             # Here rather than in the workflow so it lands before the turn's own events
             # (a retried first turn announces itself again).
             events.emit(ev.RUN_STARTED, attempt=info.attempt)
-        async with _live(streams, inp.owner_id):
-            try:
-                completion = await agent.execute_turn(ctx, execution_ctx, resumed)
-            except FactorialError as err:
-                app_err = to_application_error(err)
-                _report_failure(events, app_err, info)
-                raise app_err from err
-            except Exception as err:
-                _report_failure(events, err, info)
-                raise
-            output = self._output(agent, completion, time.monotonic() - started)
-            output.encoded_bytes = _checked_state_size(output, events, info)
+        outcome = "failed"
+        try:
+            async with _live(streams, inp.owner_id):
+                try:
+                    completion = await agent.execute_turn(ctx, execution_ctx, resumed)
+                except FactorialError as err:
+                    app_err = to_application_error(err)
+                    _report_failure(events, app_err, info)
+                    raise app_err from err
+                except Exception as err:
+                    _report_failure(events, err, info)
+                    raise
+                output = self._output(agent, completion, time.monotonic() - started)
+                output.encoded_bytes = _checked_state_size(output, events, info)
+            outcome = "succeeded"
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        finally:
+            record_turn(agent.name, outcome, time.monotonic() - started, info.attempt)
         if inp.report_to and agent.max_turns is not None:
             # Only turn-based progress needs every turn; otherwise tasks count when they end.
             await reporter.report(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import timedelta
 
 from temporalio.api.enums.v1 import IndexedValueType
@@ -10,11 +11,13 @@ from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
 )
-from temporalio.client import Client, TLSConfig
+from temporalio.client import Client, Interceptor, TLSConfig
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 
 from factorial import _wire as wire
 from factorial._converter import DATA_CONVERTER
+from factorial._metrics import HISTOGRAM_BUCKETS
 from factorial.errors import TemporalUnavailableError, UserError
 
 #: How long connecting may take before the server counts as unavailable.
@@ -22,9 +25,19 @@ CONNECT_TIMEOUT = timedelta(seconds=15)
 
 
 async def connect(
-    address: str, namespace: str, api_key: str | None, tls: bool | TLSConfig
+    address: str,
+    namespace: str,
+    api_key: str | None,
+    tls: bool | TLSConfig,
+    *,
+    runtime: Runtime | None = None,
+    interceptors: Sequence[Interceptor] = (),
 ) -> Client:
-    """A client with Factorial's data converter, or ``TemporalUnavailableError``."""
+    """A client with Factorial's data converter, or ``TemporalUnavailableError``.
+
+    ``runtime`` (the SDK's default if None) carries the metrics settings of the client and
+    of every worker built on it; ``interceptors`` apply to the client and its workers.
+    """
     try:
         return await asyncio.wait_for(
             Client.connect(
@@ -33,6 +46,8 @@ async def connect(
                 data_converter=DATA_CONVERTER,
                 api_key=api_key,
                 tls=tls,
+                runtime=runtime,
+                interceptors=interceptors,
             ),
             CONNECT_TIMEOUT.total_seconds(),
         )
@@ -105,3 +120,31 @@ async def register_search_attributes(client: Client) -> frozenset[str]:
             return frozenset()
         return frozenset(wire.SEARCH_ATTRIBUTES)
     return frozenset(wire.SEARCH_ATTRIBUTES) & set(listed.custom_attributes)
+
+
+def check_metrics_address(address: str) -> str:
+    """``address`` if it reads as ``host:port``, else ``UserError``."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError(f"metrics address must be host:port (e.g. 0.0.0.0:9464), got {address!r}")
+    return address
+
+
+def metrics_runtime(address: str) -> Runtime:
+    """A Temporal runtime that serves its metrics for Prometheus at ``http://address/metrics``.
+
+    The SDK's own metrics (``temporal_*``) and Factorial's (``factorial_*``, recorded through
+    the SDK's metric meter, see ``factorial._metrics``) share the endpoint. Durations are in
+    milliseconds, the SDK's default.
+
+    Raises:
+        UserError: The address is malformed or cannot be bound (e.g. already in use).
+    """
+    config = PrometheusConfig(
+        bind_address=check_metrics_address(address),
+        histogram_bucket_overrides=HISTOGRAM_BUCKETS,
+    )
+    try:
+        return Runtime(telemetry=TelemetryConfig(metrics=config))
+    except ValueError as err:
+        raise UserError(f"cannot serve metrics at {address}: {err}") from None

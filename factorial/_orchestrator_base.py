@@ -11,10 +11,11 @@ import asyncio
 from typing import Any
 
 from temporalio.client import Client, TLSConfig, WorkflowExecutionDescription
+from temporalio.runtime import Runtime
 
-from factorial import _tasks
+from factorial import _tasks, _tracing
 from factorial import _wire as wire
-from factorial._connection import connect, register_search_attributes
+from factorial._connection import connect, metrics_runtime, register_search_attributes
 from factorial.agent import BaseAgent
 from factorial.errors import AgentNotRegisteredError, BatchNotFoundError, TaskNotFoundError
 from factorial.worker import AgentWorkerConfig
@@ -25,6 +26,9 @@ class OrchestratorBase:
 
     temporal_address: str
     namespace: str
+    metrics_address: str | None
+    tracing: bool
+    _runtime: Runtime | None
     _api_key: str | None
     _tls: bool | TLSConfig
     _client: Client | None
@@ -36,13 +40,26 @@ class OrchestratorBase:
     async def client(self) -> Client:
         """The Temporal client, connected on first use.
 
+        With ``metrics_address`` set, the client (and the workers built on it) use a runtime
+        that serves Prometheus metrics there; with ``tracing``, Temporal's OpenTelemetry
+        interceptor.
+
         Raises:
             TemporalUnavailableError: No server answered at ``temporal_address``.
+            UserError: The metrics address cannot be served.
         """
         async with self._connect_lock:
             if self._client is None:
+                runtime = None
+                if self.metrics_address:
+                    runtime = self._runtime = metrics_runtime(self.metrics_address)
                 self._client = await connect(
-                    self.temporal_address, self.namespace, self._api_key, self._tls
+                    self.temporal_address,
+                    self.namespace,
+                    self._api_key,
+                    self._tls,
+                    runtime=runtime,
+                    interceptors=[_tracing.interceptor()] if self.tracing else [],
                 )
             if not self._connected:
                 self._connected = True

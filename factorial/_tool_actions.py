@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
+from factorial import _metrics, _tracing
 from factorial._spawn import Fork, SpawnRequest, current_fork, fork_slot, parse_fork_return
 from factorial.context import AgentContext, ExecutionContext
 from factorial.events import progress_event_type
@@ -100,7 +101,7 @@ async def published(
                 "arguments": tool_call.arguments,
             },
         )
-    result = await agent.tool_action(tool_call, agent_ctx)
+    result = await _observed_tool_action(agent, tool_call, agent_ctx)
     if events is not None:
         phase = "failed" if result.is_error else "completed"
         events.emit(
@@ -112,6 +113,30 @@ async def published(
             },
             **({"error": result.display} if result.is_error else {}),
         )
+    return result
+
+
+async def _observed_tool_action(
+    agent: BaseAgent[Any], tool_call: ToolCall, agent_ctx: AgentContext
+) -> ToolActionResult:
+    """``agent.tool_action`` in a ``factorial.tool_call`` span, with its metrics."""
+    known = tool_call.name in agent.tools or tool_call.name == FINAL_OUTPUT_TOOL
+    tool = tool_call.name if known else _metrics.UNKNOWN_TOOL
+    with _tracing.span(
+        _tracing.TOOL_CALL_SPAN,
+        agent=agent.name,
+        task_id=ExecutionContext.current().task_id,
+        turn=agent_ctx.turn,
+        tool=tool_call.name,
+        tool_call_id=tool_call.id,
+    ) as span:
+        try:
+            result = await agent.tool_action(tool_call, agent_ctx)
+        except Exception:
+            _metrics.record_tool_call(agent.name, tool, is_error=True)
+            raise
+        span.set_attribute("is_error", result.is_error)
+    _metrics.record_tool_call(agent.name, tool, is_error=result.is_error)
     return result
 
 

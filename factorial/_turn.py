@@ -10,12 +10,14 @@ re-exported by ``factorial.agent``.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import ValidationError
 
+from factorial import _metrics, _tracing
 from factorial._hooks import call_hook
 from factorial._spawn import SpawnRequest
 from factorial._tool_actions import FINAL_OUTPUT_TOOL, PendingCall
@@ -59,7 +61,7 @@ async def run_turn(agent: BaseAgent[ContextT], agent_ctx: ContextT) -> TurnCompl
         agent_ctx.messages.append({"role": "user", "content": agent_ctx.query})
     messages = agent.prepare_messages(agent_ctx)
     response = await published(
-        events, "completion", agent.completion(agent_ctx, messages), _describe_response
+        events, "completion", _observed_completion(agent, agent_ctx, messages), _describe_response
     )
     agent_ctx.messages.append(response.assistant_message())
     if not response.tool_calls:
@@ -80,6 +82,33 @@ async def run_turn(agent: BaseAgent[ContextT], agent_ctx: ContextT) -> TurnCompl
         return TurnCompletion(True, agent_ctx, output=final.model_dump(mode="json"))
     children = [request for result in results for request in result.forks]
     return TurnCompletion(False, agent_ctx, pending_tool_calls=pending, child_batches=children)
+
+
+async def _observed_completion(
+    agent: BaseAgent[ContextT], agent_ctx: ContextT, messages: list[dict[str, Any]]
+) -> ModelResponse:
+    """``agent.completion`` in a ``factorial.model_call`` span, with its metrics."""
+    task_id = ExecutionContext.current().task_id
+    started = time.monotonic()
+    outcome = "failed"
+    usage = None
+    try:
+        with _tracing.span(
+            _tracing.MODEL_CALL_SPAN, agent=agent.name, task_id=task_id, turn=agent_ctx.turn
+        ) as span:
+            response = await agent.completion(agent_ctx, messages)
+            usage = response.usage
+            if usage is not None:
+                prompt, completion = _metrics.token_counts(usage)
+                span.set_attribute("input_tokens", prompt)
+                span.set_attribute("output_tokens", completion)
+        outcome = "succeeded"
+        return response
+    except asyncio.CancelledError:
+        outcome = "cancelled"
+        raise
+    finally:
+        _metrics.record_model_call(agent.name, time.monotonic() - started, usage, outcome)
 
 
 def _text_completion(

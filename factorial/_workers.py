@@ -14,9 +14,10 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
+from temporalio.worker import Interceptor, UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from factorial import _tracing
 from factorial._ids import agent_task_queue_name
 from factorial._logging import install_turn_failure_log
 from factorial._wire import BATCH_TASK_QUEUE, EVENTS_TASK_QUEUE
@@ -55,6 +56,8 @@ def workflow_runner(sandboxed: bool = True) -> WorkflowRunner:
             "openai",
             "httpx",
             "docstring_parser",
+            # Tracing's workflow interceptor keeps OpenTelemetry's context in the sandbox.
+            "opentelemetry",
         )
     )
 
@@ -65,8 +68,13 @@ def build_workers(
     clients: ModelClients,
     stream_config: EventStreamConfig | None = None,
     sandboxed: bool = True,
+    tracing: bool = False,
 ) -> list[Worker]:
-    """One worker per agent task queue, one for batches and one for the owners' streams."""
+    """One worker per agent task queue, one for batches and one for the owners' streams.
+
+    With ``tracing``, the workers get Temporal's tracing interceptor unless the client
+    already has it (an Orchestrator's own client does; an injected one may not).
+    """
     from factorial.workflows import (
         AgentTaskWorkflow,
         BatchWorkflow,
@@ -83,6 +91,7 @@ def build_workers(
     activities = AgentActivities(agents, clients, routes, stream_config)
     publish = StreamActivities(stream_config or EventStreamConfig()).publish_events
     runner = workflow_runner(sandboxed)
+    interceptors = worker_interceptors(client) if tracing else []
     workers = [
         Worker(
             client,
@@ -94,6 +103,7 @@ def build_workers(
             max_concurrent_workflow_tasks=config.max_concurrent_tasks,
             max_cached_workflows=config.max_cached_workflows,
             workflow_runner=runner,
+            interceptors=interceptors,
             # Deliver cancellation to a running turn within about a second.
             default_heartbeat_throttle_interval=timedelta(seconds=1),
             max_heartbeat_throttle_interval=timedelta(seconds=2),
@@ -112,6 +122,7 @@ def build_workers(
             workflows=[BatchWorkflow, LegacyBatchWorkflow],
             activities=[publish, cancel_workflows],
             workflow_runner=runner,
+            interceptors=interceptors,
             max_concurrent_workflow_tasks=50,
         )
     )
@@ -121,6 +132,15 @@ def build_workers(
             task_queue=EVENTS_TASK_QUEUE,
             workflows=[OwnerEventsWorkflow],
             workflow_runner=runner,
+            interceptors=interceptors,
         )
     )
     return workers
+
+
+def worker_interceptors(client: Client) -> list[Interceptor]:
+    """Temporal's tracing interceptor, unless the client already passes it to its workers."""
+    if any(_tracing.is_tracing_interceptor(i) for i in client.config()["interceptors"]):
+        return []
+    interceptor: Interceptor = _tracing.interceptor()
+    return [interceptor]

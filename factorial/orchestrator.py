@@ -19,9 +19,10 @@ from pydantic import ValidationError
 from temporalio.client import Client, TLSConfig
 from temporalio.worker import Worker
 
+from factorial import _tracing
 from factorial import _wire as wire
 from factorial._batch_api import BatchAPI
-from factorial._connection import tls_config
+from factorial._connection import check_metrics_address, tls_config
 from factorial._event_api import EventAPI
 from factorial._subscriptions import OwnerFeed
 from factorial._task_api import TaskAPI
@@ -64,6 +65,11 @@ class Orchestrator(TaskAPI, BatchAPI, EventAPI):
             which catches non-deterministic calls in workflow code. ``False`` runs them
             unsandboxed: less worker CPU per task (see ``benchmarks/README.md``), and
             nothing then guards a workflow against a clock, random or I/O call.
+        metrics_address: ``host:port`` where this process serves Prometheus metrics
+            (``/metrics``): Temporal's SDK metrics and Factorial's own, by agent (see the
+            README). Needs the Orchestrator's own connection (no ``client``).
+        tracing: Trace tasks, turns, model calls and tool calls with OpenTelemetry, to the
+            global tracer provider; needs the ``otel`` extra.
 
     Example:
         >>> orchestrator = Orchestrator(temporal_address="localhost:7233")
@@ -89,6 +95,8 @@ class Orchestrator(TaskAPI, BatchAPI, EventAPI):
         event_stream: EventStreamConfig | None = None,
         reconnect_timeout: float = 60.0,
         sandboxed_workflows: bool = True,
+        metrics_address: str | None = None,
+        tracing: bool = False,
     ) -> None:
         env = os.environ
         self.temporal_address = temporal_address or env.get("TEMPORAL_ADDRESS") or "localhost:7233"
@@ -119,6 +127,16 @@ class Orchestrator(TaskAPI, BatchAPI, EventAPI):
         self.event_stream = event_stream or EventStreamConfig()
         self.reconnect_timeout = reconnect_timeout
         self.sandboxed_workflows = sandboxed_workflows
+        if metrics_address is not None and client is not None:
+            raise UserError(
+                "metrics_address needs the Orchestrator's own connection; with your own "
+                "client, connect it with a temporalio Runtime that has a PrometheusConfig"
+            )
+        self.metrics_address = metrics_address and check_metrics_address(metrics_address)
+        self._runtime = None
+        if tracing:
+            _tracing.require()
+        self.tracing = tracing
 
     # -- agents and workers ---------------------------------------------------------------
 
@@ -176,6 +194,7 @@ class Orchestrator(TaskAPI, BatchAPI, EventAPI):
             self._model_clients,
             self.event_stream,
             sandboxed=self.sandboxed_workflows,
+            tracing=self.tracing,
         )
         self._worker_tasks = [asyncio.create_task(worker.run()) for worker in self._workers]
 

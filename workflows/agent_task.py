@@ -31,6 +31,7 @@ from factorial.workflows._turn import TurnFailed, Turns
 
 with workflow.unsafe.imports_passed_through():
     from factorial import events as ev
+    from factorial._metrics import record_task_end
     from factorial._wire import (
         COMPLETE_TOOL_UPDATE,
         SA_STATUS,
@@ -239,6 +240,7 @@ class AgentTaskWorkflow:
 
     async def _close(self) -> None:
         """Refuse steering that can no longer apply, flush events, let handlers finish."""
+        record_task_end(self._inp.agent_name, self._status)
         await workflow.wait_condition(workflow.all_handlers_finished)
         if self._steering:
             self._emit(

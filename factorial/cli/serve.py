@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from factorial._connection import check_metrics_address
 from factorial._health import HEALTH_PATH, PORT_ENV, HealthServer
 from factorial._logging import configure_worker_logging
 from factorial.cli._common import (
@@ -195,6 +196,23 @@ def worker(
     health_host: Annotated[
         str, typer.Option(help="Address the health check binds (0.0.0.0 for outside probes).")
     ] = "127.0.0.1",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            envvar="FACTORIAL_METRICS_PORT",
+            help="Serve Prometheus metrics (Temporal's and Factorial's) on this port.",
+            show_default=False,
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str,
+        typer.Option(
+            envvar="FACTORIAL_METRICS_HOST",
+            help="Address the metrics endpoint binds (0.0.0.0 in a container).",
+        ),
+    ] = "127.0.0.1",
 ) -> None:
     """Run the workers of the agents registered on an Orchestrator until Ctrl-C."""
     configure_worker_logging(log_level.value)
@@ -203,6 +221,8 @@ def worker(
         limits = {"max_concurrent_turns": max_concurrent_turns}
         limits["max_concurrent_tasks"] = max_concurrent_tasks
         orchestrator.update_worker_configs(**{k: v for k, v in limits.items() if v is not None})
+        if metrics_port is not None:
+            _serve_metrics(orchestrator, f"{metrics_host}:{metrics_port}")
     except (CliError, FactorialError) as err:
         fail(message(err))
     if address:
@@ -222,6 +242,15 @@ def worker(
         if health is not None:
             health.stop()
     console.print("Worker stopped.")
+
+
+def _serve_metrics(orchestrator: Orchestrator, address: str) -> None:
+    if getattr(orchestrator, "_client", None) is not None:
+        raise CliError(
+            "--metrics-port needs the Orchestrator to connect itself; "
+            "it was given a Temporal client"
+        )
+    orchestrator.metrics_address = check_metrics_address(address)
 
 
 # -- demo -----------------------------------------------------------------------------------

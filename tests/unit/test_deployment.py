@@ -38,7 +38,17 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 
-SERVICES = {"postgresql", "temporal", "temporal-admin-tools", "temporal-ui", "worker"}
+SERVICES = {
+    "postgresql",
+    "temporal",
+    "temporal-admin-tools",
+    "temporal-ui",
+    "worker",
+    "prometheus",
+    "grafana",
+}
+DEPLOY = ROOT / "deploy"
+DASHBOARD = DEPLOY / "grafana/dashboards/factorial.json"
 
 
 @pytest.fixture(scope="module")
@@ -344,6 +354,73 @@ def test_worker_scales(services: dict[str, dict[str, Any]]) -> None:
 def test_ports_are_published(services: dict[str, dict[str, Any]]) -> None:
     assert 7233 in _published_ports(services["temporal"])
     assert 8080 in _published_ports(services["temporal-ui"])
+    assert 9090 in _published_ports(services["prometheus"])
+    assert 3000 in _published_ports(services["grafana"])
+
+
+# -- metrics: Prometheus and Grafana ------------------------------------------------------
+
+
+def _worker_option_envvars() -> dict[str, str]:
+    """The environment variables of ``factorial worker``'s options, by option name."""
+    import typer.main
+
+    from factorial.cli import app
+
+    command = typer.main.get_command(app).commands["worker"]
+    return {p.name: p.envvar for p in command.params if getattr(p, "envvar", None)}
+
+
+def test_prometheus_scrapes_every_worker(services: dict[str, dict[str, Any]]) -> None:
+    envvars = _worker_option_envvars()
+    env = _environment(services["worker"])
+    port = int(env[envvars["metrics_port"]])
+    assert env[envvars["metrics_host"]] == "0.0.0.0", "other containers must reach the port"
+    config = yaml.safe_load(_mounted(services)["/etc/prometheus/prometheus.yml"])
+    [job] = config["scrape_configs"]
+    # DNS discovery finds every replica; a static target would hit one at random.
+    [discovery] = job["dns_sd_configs"]
+    assert discovery["names"] == ["worker"] and discovery["port"] == port
+    assert job.get("metrics_path", "/metrics") == "/metrics"
+
+
+def test_grafana_is_provisioned(services: dict[str, dict[str, Any]]) -> None:
+    mounted = _mounted(services)
+    datasources = yaml.safe_load(mounted["/etc/grafana/provisioning/datasources/prometheus.yml"])
+    [source] = datasources["datasources"]
+    assert source["type"] == "prometheus"
+    assert source["url"] == "http://prometheus:9090" and "prometheus" in services
+    providers = yaml.safe_load(mounted["/etc/grafana/provisioning/dashboards/factorial.yml"])
+    [provider] = providers["providers"]
+    folder = provider["options"]["path"]
+    dashboard = json.loads(mounted[f"{folder}/factorial.json"])
+    assert dashboard == json.loads(DASHBOARD.read_text())
+    used = {
+        json.dumps(item["datasource"], sort_keys=True)
+        for panel in dashboard["panels"]
+        for item in [panel, *panel.get("targets", [])]
+        if "datasource" in item
+    }
+    assert used == {json.dumps({"type": "prometheus", "uid": source["uid"]}, sort_keys=True)}
+
+
+def test_dashboard_covers_throughput_outcomes_latency_and_tokens() -> None:
+    from factorial import _metrics
+
+    dashboard = json.loads(DASHBOARD.read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    names = {n for e in exprs for n in re.findall(r"\bfactorial_\w+", e)}
+    bases = {re.sub(r"_(bucket|count|sum)$", "", n) for n in names}
+    assert bases <= set(_metrics.NAMES), bases - set(_metrics.NAMES)
+    for needed in (
+        _metrics.TASKS,
+        _metrics.TURNS,
+        _metrics.MODEL_LATENCY,
+        _metrics.INPUT_TOKENS,
+        _metrics.OUTPUT_TOKENS,
+    ):
+        assert needed in bases, f"the dashboard does not show {needed}"
+    assert all("agent" in e for e in exprs if "factorial_" in e), "every panel is by agent"
 
 
 def test_dependency_chain(services: dict[str, dict[str, Any]]) -> None:
@@ -390,13 +467,28 @@ def test_temporal_uses_postgresql(services: dict[str, dict[str, Any]]) -> None:
     assert env.get("DBNAME", "temporal") == postgres["POSTGRES_DB"]
 
 
-def test_mounted_configs_exist(services: dict[str, dict[str, Any]]) -> None:
+def _config_text(config: dict[str, Any]) -> str:
+    """A compose config's content: inline, or a file of the repository."""
+    if "content" in config:
+        return str(config["content"])
+    path = (ROOT / config["file"]).resolve()
+    assert path.is_relative_to(ROOT), f"{config['file']} is outside the repository"
+    assert path.is_file(), f"{config['file']} does not exist"
+    return path.read_text()
+
+
+def _mounted(services: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """What each config target inside a container contains."""
     configs = yaml.safe_load(COMPOSE_FILE.read_text())["configs"]
-    mounted = {
-        c["target"]: configs[c["source"]]["content"]
+    return {
+        c["target"]: _config_text(configs[c["source"]])
         for service in services.values()
         for c in service.get("configs") or []
     }
+
+
+def test_mounted_configs_exist(services: dict[str, dict[str, Any]]) -> None:
+    mounted = _mounted(services)
     for name, service in services.items():
         for volume in service.get("volumes") or []:
             assert not str(volume).startswith("./"), f"{name} mounts a host path: {volume}"
