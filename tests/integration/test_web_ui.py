@@ -47,7 +47,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def run_chromium(args: list[str], profile: Path, stdout_path: Path) -> str:
+def run_chromium(
+    args: list[str], profile: Path, stdout_path: Path, window: str = "1400,900"
+) -> str:
     """Run headless Chromium on one page; return its stdout, killing it on timeout."""
     assert CHROMIUM is not None
     cmd = [
@@ -64,7 +66,7 @@ def run_chromium(args: list[str], profile: Path, stdout_path: Path) -> str:
         "--disable-sync",
         "--disable-extensions",
         f"--user-data-dir={profile}",
-        "--window-size=1400,900",
+        f"--window-size={window}",
         f"--virtual-time-budget={VIRTUAL_TIME_MS}",
         *args,
     ]
