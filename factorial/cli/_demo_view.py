@@ -137,6 +137,9 @@ class BatchView:
         line = f"{kind:<16} {progress:5.1f}%  {self._tasks_text(self._done)}, "
         line += self._turns_text(progress)
         if kind != ev.BATCH_PROGRESS:
+            tokens = (event.get("usage") or {}).get("total_tokens")
+            if tokens is not None:
+                line += f", {tokens:,} tokens"
             self.console.print(Text(line, style="bold"))
         elif not self.live and line != self._last_line:
             self.console.print(line)

@@ -75,9 +75,18 @@ def test_the_view_moves_its_bar_on_sub_batch_events() -> None:
         view.batch_event({"event_type": "batch_progress", "progress": 100 * 4 / 12})
         view.sub_batch_event(sub("s0", "batch-1-0", 100.0))
         view.batch_event({"event_type": "batch_progress", "progress": 100 * 4 / 12})
+        view.batch_event(
+            {
+                "event_type": "batch_completed",
+                "progress": 100.0,
+                "completed_tasks": 4,
+                "usage": {"total_tokens": 12345},
+            }
+        )
     lines = console.export_text().splitlines()
     # Not a live terminal: one line per change; the second event shows the credited turn.
     assert lines == [
         "batch_progress    33.3%  0/4 tasks, 4/12 turns",
         "batch_progress    41.7%  0/4 tasks, 5/12 turns",
+        "batch_completed  100.0%  4/4 tasks, 12/12 turns, 12,345 tokens",
     ]
