@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from typer.testing import CliRunner
 
 from factorial import Agent, AgentWorkerConfig, Orchestrator, deferred_tool
@@ -64,9 +65,11 @@ async def memo_counts(orchestrator: Orchestrator, batch_id: str) -> wire.BatchCo
     return summary.counts if summary is not None else None
 
 
+@pytest.mark.parametrize("chunk_size", [200, 2], ids=["lone-leaf", "root-of-two-leaves"])
 async def test_status_of_running_and_cancelled_batches_without_a_worker(
-    orchestrator: Orchestrator, unique
+    orchestrator: Orchestrator, unique, chunk_size: int
 ) -> None:
+    orchestrator.batch_chunk_size = chunk_size
     agent = Agent(
         name=unique("status_waiting"),
         tools=[wait_for_approval],

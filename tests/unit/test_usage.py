@@ -8,7 +8,7 @@ from factorial import Model, TokenUsage, UserError
 from factorial import _wire as wire
 from factorial._progress import Tally, combine
 from factorial.cli.batches import batch_status_text, progress_text, usage_text
-from factorial.models import ModelRequest, gpt_41_mini
+from factorial.models import ModelRequest, ModelResponse, gpt_41_mini
 from factorial.task import Batch, BatchMetadata
 from factorial.testing import Reply, ScriptedModel, reply
 
@@ -23,6 +23,8 @@ def test_usages_add_up_and_costs_add_where_known() -> None:
     assert sum([a, b, b]) == TokenUsage(prompt_tokens=20, completion_tokens=4, cost=0.5)
     assert not TokenUsage()
     assert TokenUsage.model_validate({"prompt_tokens": 3, "total_tokens": 99}).total_tokens == 3
+    response = ModelResponse(usage={"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3})
+    assert response.usage == TokenUsage(prompt_tokens=1, completion_tokens=2)
 
 
 def test_prices_per_million_tokens() -> None:
