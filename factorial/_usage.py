@@ -56,7 +56,3 @@ class TokenUsage(BaseModel):
         if other == 0:
             return self
         return NotImplemented
-
-    def __bool__(self) -> bool:
-        """False while nothing was used (no tokens, no cost)."""
-        return bool(self.prompt_tokens or self.completion_tokens or self.cost)

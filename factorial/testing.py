@@ -203,7 +203,8 @@ def _response(answer: Reply, request: ModelRequest) -> ModelResponse:
         tool_calls=calls,
         finish_reason="tool_calls" if calls else "stop",
     )
-    response.usage = answer.usage or _estimated_usage(request, response)
+    usage = answer.usage if answer.usage is not None else _estimated_usage(request, response)
+    response.usage = usage
     return response
 
 

@@ -21,7 +21,6 @@ def test_usages_add_up_and_costs_add_where_known() -> None:
     assert total.cost == 0.25
     assert (a + a).cost is None
     assert sum([a, b, b]) == TokenUsage(prompt_tokens=20, completion_tokens=4, cost=0.5)
-    assert not TokenUsage()
     assert TokenUsage.model_validate({"prompt_tokens": 3, "total_tokens": 99}).total_tokens == 3
     response = ModelResponse(usage={"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3})
     assert response.usage == TokenUsage(prompt_tokens=1, completion_tokens=2)
