@@ -183,6 +183,7 @@ class AgentActivities:
             context=completion.context.model_dump(mode="json"),
             done=completion.is_done,
             output=completion.output,
+            usage=completion.usage,
             pending_tool_calls=[
                 PendingToolCall(
                     tool_call_id=p.tool_call_id, tool_name=p.tool_name, timeout=p.timeout

@@ -14,6 +14,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from factorial._usage import TokenUsage
     from factorial.agent import Agent, BaseAgent, RunCompletion, TurnCompletion
     from factorial.context import AgentContext, ExecutionContext
     from factorial.errors import (
@@ -92,6 +93,7 @@ __all__ = [
     "TaskStateError",
     "TaskStatus",
     "TemporalUnavailableError",
+    "TokenUsage",
     "ToolDefinitionError",
     "TurnCompletion",
     "UserError",
@@ -103,6 +105,7 @@ __all__ = [
 
 #: Where each public name is defined.
 _DEFINED_IN: dict[str, tuple[str, ...]] = {
+    "factorial._usage": ("TokenUsage",),
     "factorial.agent": ("Agent", "BaseAgent", "RunCompletion", "TurnCompletion"),
     "factorial.context": ("AgentContext", "ExecutionContext"),
     "factorial.errors": (

@@ -52,7 +52,11 @@ class BatchAPI(OrchestratorBase):
         )
 
     async def get_batch(self, batch_id: str) -> Batch:
-        """The batch's tasks, progress and status.
+        """The batch's tasks, progress, status, outcomes and token usage.
+
+        It needs no worker: a running batch is queried for half a second, then read from the
+        summary it keeps in its memo (at most about two seconds behind); an ended batch is
+        read from its result or its memo.
 
         Raises:
             BatchNotFoundError: No such batch.

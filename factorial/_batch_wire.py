@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
 from factorial._task_wire import TurnPolicy
+from factorial._usage import TokenUsage
 from factorial._wire_names import SA_AGENT, SA_BATCH, SA_OWNER, SA_PARENT, SA_STATUS
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "BatchCounts",
     "BatchInput",
     "BatchSnapshot",
+    "BatchSummary",
     "LeafReport",
     "SubBatchProgress",
     "SubTaskResult",
@@ -112,6 +114,8 @@ class BatchCounts(BaseModel):
     failed: int = 0
     cancelled: int = 0
     terminal_indices: list[int] = Field(default_factory=list)
+    #: Tokens (and cost) of the tasks ended so far, their sub-agents' included.
+    usage: TokenUsage = Field(default_factory=TokenUsage)
 
 
 class LeafReport(BaseModel):
@@ -140,6 +144,7 @@ class SubTaskResult(BaseModel):
     output: Any = None
     error: str | None = None
     turn: int | None = None
+    usage: TokenUsage | None = None
 
 
 class BatchSnapshot(BaseModel):
@@ -155,6 +160,56 @@ class BatchSnapshot(BaseModel):
     created_at: datetime | None = None
     parent_task_id: str | None = None
     results: list[SubTaskResult] | None = None
+
+
+class BatchSummary(BaseModel):
+    """A batch's snapshot as its workflow memo keeps it (``factorial.workflows._summary``).
+
+    The memo is meant to stay small (the server warns past 2 KB), so the ended tasks' indices
+    are kept as ranges (``[first, last]``, inclusive), and results are left out.
+    """
+
+    batch_id: str
+    owner_id: str
+    agent_name: str
+    status: str
+    total_tasks: int
+    max_progress: int
+    counts: BatchCounts
+    ended: list[tuple[int, int]] = Field(default_factory=list)
+    created_at: datetime | None = None
+    parent_task_id: str | None = None
+    updated_at: datetime | None = None
+
+    @classmethod
+    def of(cls, snapshot: BatchSnapshot, updated_at: datetime | None = None) -> BatchSummary:
+        """The summary of ``snapshot``."""
+        counts = snapshot.counts.model_copy(update={"terminal_indices": []})
+        return cls(
+            **snapshot.model_dump(exclude={"counts", "results"}),
+            counts=counts,
+            ended=_ranges(snapshot.counts.terminal_indices),
+            updated_at=updated_at,
+        )
+
+    def snapshot(self) -> BatchSnapshot:
+        """The snapshot this summary keeps (without results)."""
+        indices = [i for first, last in self.ended for i in range(first, last + 1)]
+        return BatchSnapshot(
+            **self.model_dump(exclude={"counts", "ended", "updated_at"}),
+            counts=self.counts.model_copy(update={"terminal_indices": indices}),
+        )
+
+
+def _ranges(indices: list[int]) -> list[tuple[int, int]]:
+    """Sorted ``indices`` as inclusive ranges: ``[0, 1, 2, 5]`` -> ``[(0, 2), (5, 5)]``."""
+    ranges: list[tuple[int, int]] = []
+    for index in sorted(indices):
+        if ranges and index == ranges[-1][1] + 1:
+            ranges[-1] = (ranges[-1][0], index)
+        else:
+            ranges.append((index, index))
+    return ranges
 
 
 def task_id_of(batch_id: str, index: int) -> str:

@@ -24,11 +24,12 @@ import contextlib
 import math
 import re
 from collections.abc import Awaitable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.client import (
     Client,
+    RPCTimeoutOrCancelledError,
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowFailureError,
@@ -64,6 +65,8 @@ MIN_LEAF_REPORTS = 4
 MAX_LEAVES = 1_000
 #: Seconds between sweeps of a batch being cancelled (visibility lags about a second).
 _SWEEP_INTERVAL = 1.5
+#: How long ``get_batch`` waits for a worker to answer before it reads the batch's memo.
+SUMMARY_QUERY_TIMEOUT = timedelta(seconds=0.5)
 
 
 async def enqueue(
@@ -112,16 +115,55 @@ async def enqueue(
 async def read(
     handle: WorkflowHandle[Any, Any], description: WorkflowExecutionDescription
 ) -> Batch:
-    """The batch as its workflow counts it: queried, or its result once it has ended."""
+    """The batch as its workflow counts it, with or without a worker.
+
+    A running batch is queried, briefly (``SUMMARY_QUERY_TIMEOUT``); if no worker answers, its
+    memo tells (``factorial.workflows._summary``: at most a couple of seconds behind). A
+    completed batch's result is in its history; a cancelled one's final counts are in its
+    memo. Only batches from before the memo need a worker to answer a query.
+    """
+    if description.status == WorkflowExecutionStatus.COMPLETED:
+        snapshot: wire.BatchSnapshot = await handle.result()
+        return batch_from(snapshot)
+    summary = await _summary(description)
+    running = description.status == WorkflowExecutionStatus.RUNNING
+    if summary is not None and not running:
+        return batch_from(summary.snapshot())
     try:
-        snapshot: wire.BatchSnapshot = await handle.query(
-            wire.BATCH_SNAPSHOT_QUERY, result_type=wire.BatchSnapshot, rpc_timeout=QUERY_TIMEOUT
+        snapshot = await handle.query(
+            wire.BATCH_SNAPSHOT_QUERY,
+            result_type=wire.BatchSnapshot,
+            rpc_timeout=SUMMARY_QUERY_TIMEOUT if summary is not None else QUERY_TIMEOUT,
         )
-    except RPCError:
-        if description.status != WorkflowExecutionStatus.COMPLETED:
+    except (RPCError, RPCTimeoutOrCancelledError):
+        if summary is None:
             raise
-        snapshot = await handle.result()
+        return batch_from(summary.snapshot())
     return batch_from(snapshot)
+
+
+async def _summary(description: WorkflowExecutionDescription) -> wire.BatchSummary | None:
+    """The summary the batch keeps in its memo; None for a batch from before it had one."""
+    summary: wire.BatchSummary | None = await description.memo_value(
+        wire.BATCH_SUMMARY_MEMO, None, type_hint=wire.BatchSummary
+    )
+    if summary is None:
+        return None
+    if description.status in _CLOSED_STATUS:
+        # A batch closed some other way (terminated, failed) never wrote its end.
+        status = _CLOSED_STATUS[description.status]
+        if summary.status == "active":
+            summary = summary.model_copy(update={"status": status})
+    return summary
+
+
+#: How a batch that closed without writing its end is reported.
+_CLOSED_STATUS = {
+    WorkflowExecutionStatus.CANCELED: "cancelled",
+    WorkflowExecutionStatus.FAILED: "failed",
+    WorkflowExecutionStatus.TERMINATED: "failed",
+    WorkflowExecutionStatus.TIMED_OUT: "failed",
+}
 
 
 async def cancel(
@@ -241,6 +283,10 @@ def _report_step(base: wire.BatchInput, leaf_tasks: int) -> int:
 
 
 def _start(client: Client, inp: wire.BatchInput, workflow_id: str, summary: str) -> Awaitable[Any]:
+    # The batch itself (not a leaf of it) starts with its summary in its memo, so get_batch
+    # answers before any worker has run it.
+    own = inp.report_to is None
+    memo = {wire.BATCH_SUMMARY_MEMO: wire.BatchSummary.of(_first_snapshot(inp))} if own else None
     return client.start_workflow(
         wire.BATCH_WORKFLOW,
         inp,
@@ -249,6 +295,7 @@ def _start(client: Client, inp: wire.BatchInput, workflow_id: str, summary: str)
         search_attributes=wire.batch_search_attributes(inp, "active"),
         static_summary=summary,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        memo=memo,
     )
 
 
@@ -276,23 +323,27 @@ def batch_from(snapshot: wire.BatchSnapshot) -> Batch:
             completed=snapshot.counts.completed,
             failed=snapshot.counts.failed,
             cancelled=snapshot.counts.cancelled,
+            usage=snapshot.counts.usage,
         ),
     )
 
 
 def new_batch_record(inp: wire.BatchInput) -> Batch:
     """The ``Batch`` of a batch just enqueued (nothing has run yet)."""
-    return batch_from(
-        wire.BatchSnapshot(
-            batch_id=inp.batch_id,
-            owner_id=inp.owner_id,
-            agent_name=inp.agent_name,
-            status="active",
-            total_tasks=inp.total_tasks,
-            max_progress=max_units(inp.max_turns, inp.total_tasks),
-            counts=wire.BatchCounts(),
-            created_at=inp.created_at,
-        )
+    return batch_from(_first_snapshot(inp))
+
+
+def _first_snapshot(inp: wire.BatchInput) -> wire.BatchSnapshot:
+    return wire.BatchSnapshot(
+        batch_id=inp.batch_id,
+        owner_id=inp.owner_id,
+        agent_name=inp.agent_name,
+        status="active",
+        total_tasks=inp.total_tasks,
+        max_progress=max_units(inp.max_turns, inp.total_tasks),
+        counts=wire.BatchCounts(),
+        created_at=inp.created_at,
+        parent_task_id=inp.parent_task_id,
     )
 
 

@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from factorial._usage import TokenUsage
+
 
 class ToolCall(BaseModel):
     """One tool call requested by the model.
@@ -55,13 +57,14 @@ class ModelResponse(BaseModel):
         content: The text answer, if any.
         tool_calls: Tool calls the model requested, in order.
         finish_reason: Why the model stopped (``"stop"``, ``"tool_calls"``, ``"length"``, ...).
-        usage: Token usage as the provider reported it.
+        usage: Token usage as the provider reported it (a dict of the provider's fields
+            validates); None if it reported none.
     """
 
     content: str | None = None
     tool_calls: list[ToolCall] = Field(default_factory=list)
     finish_reason: str | None = None
-    usage: dict[str, Any] | None = None
+    usage: TokenUsage | None = None
 
     def assistant_message(self) -> dict[str, Any]:
         """Return this answer as an OpenAI assistant chat message."""

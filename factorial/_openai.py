@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import openai
 
 from factorial._model_types import ModelRequest, ModelResponse, ToolCall
+from factorial._usage import TokenUsage
 from factorial.errors import FactorialError, ModelBehaviorError, ModelHTTPError
 
 if TYPE_CHECKING:
@@ -139,13 +140,16 @@ def _tool_call(raw: Any) -> ToolCall:
     return ToolCall(id=call_id, name=name, arguments=arguments)
 
 
-def _usage(raw: Any) -> dict[str, Any] | None:
-    if raw is None:
+def _usage(raw: Any) -> TokenUsage | None:
+    """The completion's token counts; None if it reports none (some local servers)."""
+    counts = [raw.get(k) if isinstance(raw, dict) else getattr(raw, k, None) for k in _COUNTS]
+    if not any(isinstance(count, int) for count in counts):
         return None
-    if isinstance(raw, dict):
-        return raw
-    dump = getattr(raw, "model_dump", None)
-    return dump(mode="json", exclude_none=True) if dump is not None else None
+    prompt, completion = (count if isinstance(count, int) else 0 for count in counts)
+    return TokenUsage(prompt_tokens=prompt, completion_tokens=completion)
+
+
+_COUNTS = ("prompt_tokens", "completion_tokens")
 
 
 def _number(value: str | None) -> float | None:

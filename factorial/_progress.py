@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from factorial._wire import BatchCounts
+from factorial._wire import BatchCounts, TokenUsage
 
 OUTCOMES = ("completed", "failed", "cancelled")
 
@@ -36,6 +36,7 @@ def combine(parts: Iterable[BatchCounts]) -> BatchCounts:
         total.failed += counts.failed
         total.cancelled += counts.cancelled
         total.terminal_indices.extend(counts.terminal_indices)
+        total.usage += counts.usage
     total.terminal_indices.sort()
     return total
 
@@ -47,6 +48,7 @@ class Tally:
         self.max_turns = max_turns
         self.turns: dict[int, int] = {}
         self.outcomes: dict[int, str] = {}
+        self.usage = TokenUsage()
 
     def turned(self, index: int, turns: int) -> bool:
         """Record that task ``index`` finished ``turns`` turns; True if that moved progress."""
@@ -55,8 +57,13 @@ class Tally:
         self.turns[index] = turns
         return self.max_turns is not None
 
-    def ended(self, index: int, outcome: str) -> None:
-        """Record how task ``index`` ended (``completed``, ``failed`` or ``cancelled``)."""
+    def ended(self, index: int, outcome: str, usage: TokenUsage | None = None) -> None:
+        """Record how task ``index`` ended, and the tokens it used where known.
+
+        ``outcome`` is ``completed``, ``failed`` or ``cancelled``.
+        """
+        if index not in self.outcomes and usage is not None:
+            self.usage += usage
         self.outcomes[index] = outcome
 
     def done_units(self) -> int:
@@ -77,6 +84,7 @@ class Tally:
             failed=outcomes.count("failed"),
             cancelled=outcomes.count("cancelled"),
             terminal_indices=sorted(self.outcomes),
+            usage=self.usage,
         )
 
 
@@ -90,4 +98,5 @@ def lost(counts: BatchCounts, indices: range, max_turns: int | None) -> BatchCou
         failed=counts.failed,
         cancelled=counts.cancelled + len(missing),
         terminal_indices=list(indices),
+        usage=counts.usage,
     )

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from factorial._usage import TokenUsage
+
 __all__ = [
     "ChildBatchRequest",
     "CompleteToolInput",
@@ -21,6 +23,7 @@ __all__ = [
     "SteerInput",
     "TaskInput",
     "TaskSnapshot",
+    "TokenUsage",
     "ToolResult",
     "TurnExecution",
     "TurnInput",
@@ -78,6 +81,7 @@ class TaskInput(BaseModel):
     # Carried across continue-as-new only.
     started: bool = False
     steering: list[list[dict[str, Any]]] = Field(default_factory=list)
+    usage: TokenUsage | None = None
 
 
 class PendingToolCall(BaseModel):
@@ -140,6 +144,8 @@ class TurnOutput(BaseModel):
     seconds: float | None = None
     # This result's size as a Temporal payload (encoded), give or take a few bytes.
     encoded_bytes: int | None = None
+    # The tokens (and cost) of the turn's model call (None: not reported).
+    usage: TokenUsage | None = None
 
 
 #: The hooks that run outside a turn, in a ``run_hook`` activity of their own.
@@ -202,3 +208,5 @@ class TaskSnapshot(BaseModel):
     batch_id: str | None = None
     parent_task_id: str | None = None
     created_at: datetime | None = None
+    #: Tokens (and cost) of the task's turns so far, and of its sub-agents' ended batches.
+    usage: TokenUsage = Field(default_factory=TokenUsage)

@@ -22,6 +22,7 @@ from factorial._hooks import call_hook
 from factorial._spawn import SpawnRequest
 from factorial._tool_actions import FINAL_OUTPUT_TOOL, PendingCall
 from factorial._tool_actions import published as published_tool_action
+from factorial._usage import TokenUsage
 from factorial.context import AgentContext, ExecutionContext
 from factorial.events import EventPublisher, progress_event_type
 from factorial.models import ModelResponse
@@ -42,6 +43,8 @@ class TurnCompletion(Generic[ContextT]):
     output: Any = None
     pending_tool_calls: list[PendingCall] = field(default_factory=list)
     child_batches: list[SpawnRequest] = field(default_factory=list)
+    #: The tokens (and cost) of the turn's model call, if the model reported them.
+    usage: TokenUsage | None = None
 
 
 @dataclass
@@ -65,7 +68,9 @@ async def run_turn(agent: BaseAgent[ContextT], agent_ctx: ContextT) -> TurnCompl
     )
     agent_ctx.messages.append(response.assistant_message())
     if not response.tool_calls:
-        return _text_completion(agent, agent_ctx, response)
+        completion = _text_completion(agent, agent_ctx, response)
+        completion.usage = response.usage
+        return completion
     results = await asyncio.gather(
         *(published_tool_action(agent, call, agent_ctx) for call in response.tool_calls)
     )
@@ -79,9 +84,12 @@ async def run_turn(agent: BaseAgent[ContextT], agent_ctx: ContextT) -> TurnCompl
             await call_hook(agent, "on_pending_tool_call", agent_ctx, result.tool_call)
     agent_ctx.turn += 1
     if final is not None:
-        return TurnCompletion(True, agent_ctx, output=final.model_dump(mode="json"))
+        output = final.model_dump(mode="json")
+        return TurnCompletion(True, agent_ctx, output=output, usage=response.usage)
     children = [request for result in results for request in result.forks]
-    return TurnCompletion(False, agent_ctx, pending_tool_calls=pending, child_batches=children)
+    return TurnCompletion(
+        False, agent_ctx, pending_tool_calls=pending, child_batches=children, usage=response.usage
+    )
 
 
 async def _observed_completion(
@@ -148,7 +156,7 @@ async def execute_turn(
             execution_ctx.events,
             "run_turn",
             agent.run_turn(agent_ctx),
-            lambda c: {"turn": c.context.turn, "done": c.is_done},
+            _describe_turn,
         )
         await call_hook(agent, "on_turn_end", agent_ctx, completion)
         if completion.is_done:
@@ -206,5 +214,18 @@ def _describe_response(response: ModelResponse) -> dict[str, Any]:
     return {
         "content": response.content,
         "tool_calls": [c.model_dump() for c in response.tool_calls],
-        "usage": response.usage,
+        "usage": _usage_fields(response.usage),
     }
+
+
+def _describe_turn(completion: TurnCompletion[Any]) -> dict[str, Any]:
+    return {
+        "turn": completion.context.turn,
+        "done": completion.is_done,
+        "usage": _usage_fields(completion.usage),
+    }
+
+
+def _usage_fields(usage: TokenUsage | None) -> dict[str, Any] | None:
+    """``prompt_tokens``, ``completion_tokens``, ``total_tokens`` and ``cost``, or None."""
+    return usage.model_dump(mode="json") if usage is not None else None

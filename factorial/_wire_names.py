@@ -13,6 +13,7 @@ from factorial.errors import FactorialError, InvalidPayloadError, TaskStateError
 __all__ = [
     "ADD_CHUNK_UPDATE",
     "BATCH_SNAPSHOT_QUERY",
+    "BATCH_SUMMARY_MEMO",
     "BATCH_TASK_QUEUE",
     "BATCH_WORKFLOW",
     "BATCH_WORKFLOWS",
@@ -103,6 +104,8 @@ CLIENT_ERRORS: dict[str, type[FactorialError]] = {
 
 
 # Search attributes (Keyword); the dev server allows at most 10 custom ones.
+#: The memo key of a batch's summary (``factorial.workflows._summary``).
+BATCH_SUMMARY_MEMO = "factorial_batch"
 SA_OWNER = "FactorialOwnerId"
 SA_AGENT = "FactorialAgent"
 SA_BATCH = "FactorialBatchId"

@@ -202,7 +202,7 @@ class BaseAgent(Generic[ContextT]):
     async def completion(
         self, agent_ctx: ContextT, messages: list[dict[str, Any]]
     ) -> ModelResponse:
-        """Ask the model for the next message."""
+        """Ask the model for the next message; its usage priced at the model's prices."""
         execution_ctx = ExecutionContext.current()
         request = ModelRequest(
             messages=messages,
@@ -214,7 +214,11 @@ class BaseAgent(Generic[ContextT]):
             attempt=agent_ctx.attempt,
         )
         clients = execution_ctx._clients or ModelClients()
-        return await self.resolve_model(agent_ctx).complete(request, clients)
+        model = self.resolve_model(agent_ctx)
+        response = await model.complete(request, clients)
+        if response.usage is not None:
+            response.usage = model.priced(response.usage)
+        return response
 
     async def tool_action(self, tool_call: ToolCall, agent_ctx: ContextT) -> ToolActionResult:
         """Run one tool call and describe the outcome."""

@@ -64,19 +64,29 @@ class EventStreamConfig(BaseModel):
 
 
 def terminal_events(
-    status: str, *, turn: int | None = None, output: Any = None, error: str | None = None
+    status: str,
+    *,
+    turn: int | None = None,
+    output: Any = None,
+    error: str | None = None,
+    usage: dict[str, Any] | None = None,
 ) -> list[tuple[str, dict[str, Any]]]:
     """How a run's end is announced, the one definition for every way a run ends.
 
     ``completed``: ``agent_output`` then ``run_completed``; ``cancelled``: ``run_cancelled``;
-    else ``run_failed`` with the error. Used by the task workflow, a batch announcing its
-    tasks' ends, and ``run_inline``.
+    else ``run_failed`` with the error. The ending event carries the run's token ``usage``
+    where it is known. Used by the task workflow, a batch announcing its tasks' ends, and
+    ``run_inline``.
     """
+    extra = {"usage": usage} if usage is not None else {}
     if status == "completed":
-        return [(AGENT_OUTPUT, {"turn": turn, "data": output}), (RUN_COMPLETED, {"turn": turn})]
+        return [
+            (AGENT_OUTPUT, {"turn": turn, "data": output}),
+            (RUN_COMPLETED, {"turn": turn, **extra}),
+        ]
     if status == "cancelled":
-        return [(RUN_CANCELLED, {})]
-    return [(RUN_FAILED, {"error": error})]
+        return [(RUN_CANCELLED, extra)]
+    return [(RUN_FAILED, {"error": error, **extra})]
 
 
 def progress_event_type(operation: str, phase: str) -> str:

@@ -9,6 +9,7 @@ explicit arguments or environment variables.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -17,6 +18,7 @@ import openai
 
 from factorial._model_types import ModelRequest, ModelResponse, ToolCall
 from factorial._openai import chat_completion
+from factorial._usage import TokenUsage
 from factorial.errors import UserError
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "ModelRequest",
     "ModelResponse",
     "ModelSettings",
+    "TokenUsage",
     "ToolCall",
     "claude_4_opus",
     "claude_4_sonnet",
@@ -58,6 +61,9 @@ class Model:
         provider_model_id: The model id as the provider names it.
         context_window: How many tokens the model accepts.
         base_url: An explicit API base URL, overriding the provider's.
+        prompt_price: What a million prompt (input) tokens cost, in a currency of your
+            choice; None (the default) if unknown. Set with ``with_prices``.
+        completion_price: What a million completion (output) tokens cost.
     """
 
     def __init__(
@@ -67,12 +73,46 @@ class Model:
         provider_model_id: str,
         context_window: int,
         base_url: str | None = None,
+        *,
+        prompt_price: float | None = None,
+        completion_price: float | None = None,
     ) -> None:
         self.name = name
         self.provider = provider
         self.provider_model_id = provider_model_id
         self.context_window = context_window
         self.base_url = base_url
+        self.prompt_price = prompt_price
+        self.completion_price = completion_price
+
+    def with_prices(self, *, prompt: float, completion: float) -> Model:
+        """A copy of this model that knows its prices, per million tokens.
+
+        Turns, tasks and batches then report a ``cost`` with their token usage.
+
+        Example::
+
+            priced = gpt_41_mini.with_prices(prompt=0.40, completion=1.60)  # USD per 1M tokens
+
+        Raises:
+            UserError: A price is negative.
+        """
+        if prompt < 0 or completion < 0:
+            raise UserError(f"model prices cannot be negative: {prompt}, {completion}")
+        priced = copy.copy(self)
+        priced.prompt_price = prompt
+        priced.completion_price = completion
+        return priced
+
+    def priced(self, usage: TokenUsage) -> TokenUsage:
+        """``usage`` with its ``cost`` at this model's prices (unchanged if it has none)."""
+        if self.prompt_price is None or self.completion_price is None:
+            return usage
+        cost = (
+            usage.prompt_tokens * self.prompt_price
+            + usage.completion_tokens * self.completion_price
+        ) / 1_000_000
+        return usage.model_copy(update={"cost": round(cost, 10)})
 
     async def complete(self, request: ModelRequest, clients: ModelClients) -> ModelResponse:
         """Run one OpenAI-compatible chat completion.

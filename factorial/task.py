@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, PrivateAttr
 
+from factorial._usage import TokenUsage
+
 if TYPE_CHECKING:
     from factorial.orchestrator import Orchestrator
 
@@ -100,6 +102,9 @@ class BatchMetadata(BaseModel):
     completed: int = 0
     failed: int = 0
     cancelled: int = 0
+    #: Tokens (and cost) of the tasks ended so far, their sub-agents' included (a cancelled
+    #: task's are not known to its batch).
+    usage: TokenUsage = Field(default_factory=TokenUsage)
 
 
 class Batch(BaseModel):

@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from factorial._usage import TokenUsage
 from factorial.errors import ModelBehaviorError, ModelHTTPError, UserError
 from factorial.models import Model, ModelClients, ModelRequest, ModelResponse, ToolCall
 
@@ -57,11 +58,15 @@ class Reply(BaseModel):
         content: The text answer.
         tool_calls: Tool calls to request.
         delay: Seconds to wait before answering.
+        usage: The token usage to report (a ``TokenUsage`` or a dict of its fields). None
+            (the default) reports an estimate, about four characters a token: the request's
+            messages as prompt tokens, the answer as completion tokens.
     """
 
     content: str | None = None
     tool_calls: list[Call] = Field(default_factory=list)
     delay: float = 0.0
+    usage: TokenUsage | None = None
 
 
 class Fail(BaseModel):
@@ -148,7 +153,7 @@ class ScriptedModel(Model):
         answer = _outcome(step, request)
         if answer.delay > 0:
             await asyncio.sleep(answer.delay)
-        return _response(answer, request.turn)
+        return _response(answer, request)
 
     async def _step_for(self, request: ModelRequest) -> Step:
         if callable(self._script):
@@ -182,10 +187,10 @@ def _outcome(step: Step, request: ModelRequest) -> Reply:
     return step.then if step.then is not None else Reply(content="ok")
 
 
-def _response(answer: Reply, turn: int) -> ModelResponse:
+def _response(answer: Reply, request: ModelRequest) -> ModelResponse:
     calls = [
         ToolCall(
-            id=call.id or f"call_{turn}_{i}",
+            id=call.id or f"call_{request.turn}_{i}",
             name=call.name,
             arguments=call.arguments
             if isinstance(call.arguments, str)
@@ -193,8 +198,20 @@ def _response(answer: Reply, turn: int) -> ModelResponse:
         )
         for i, call in enumerate(answer.tool_calls)
     ]
-    return ModelResponse(
+    response = ModelResponse(
         content=answer.content,
         tool_calls=calls,
         finish_reason="tool_calls" if calls else "stop",
+    )
+    usage = answer.usage if answer.usage is not None else _estimated_usage(request, response)
+    response.usage = usage
+    return response
+
+
+def _estimated_usage(request: ModelRequest, response: ModelResponse) -> TokenUsage:
+    """About four characters a token, as for English text; deterministic."""
+    prompt = json.dumps(request.messages) + json.dumps(request.tools)
+    completion = json.dumps(response.assistant_message())
+    return TokenUsage(
+        prompt_tokens=max(1, len(prompt) // 4), completion_tokens=max(1, len(completion) // 4)
     )

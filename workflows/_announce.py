@@ -25,8 +25,9 @@ def announce_end(events: StreamEmitter, agent_name: str, result: wire.SubTaskRes
     """A task's terminal events, from its result: ``agent_output`` and ``run_completed``,
     ``run_cancelled`` or ``run_failed``."""
     task: dict[str, Any] = {"task_id": result.task_id, "agent_name": agent_name}
+    usage = result.usage.model_dump(mode="json") if result.usage is not None else None
     ending = ev.terminal_events(
-        result.status, turn=result.turn, output=result.output, error=result.error
+        result.status, turn=result.turn, output=result.output, error=result.error, usage=usage
     )
     for event_type, fields in ending:
         events.emit(event_type, **task, **fields)
@@ -77,6 +78,12 @@ class Announcer:
             "progress": progress,
             "completed_tasks": counts.completed + counts.failed + counts.cancelled,
             "total_tasks": self._inp.total_tasks,
+            "outcomes": {
+                "completed": counts.completed,
+                "failed": counts.failed,
+                "cancelled": counts.cancelled,
+            },
+            "usage": counts.usage.model_dump(mode="json"),
             "status": status,
             **({"parent_task_id": parent} if parent else {}),
         }

@@ -32,6 +32,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import (
+    ApplicationError,
     ChildWorkflowError,
     FailureError,
     WorkflowAlreadyStartedError,
@@ -43,6 +44,8 @@ from factorial.workflows._cancel import cancel_workflows
 from factorial.workflows._emitter import StreamEmitter
 
 with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
     from factorial import _wire as wire
     from factorial._progress import Tally
 
@@ -154,7 +157,9 @@ class Leaf:
             result = await self._execute(index, task_id, payload)
         except ChildWorkflowError as err:
             status = "cancelled" if is_cancelled_exception(err) else "failed"
-            result = wire.SubTaskResult(task_id=task_id, status=status, error=error_text(err))
+            result = wire.SubTaskResult(
+                task_id=task_id, status=status, error=error_text(err), usage=failed_usage(err)
+            )
         except WorkflowAlreadyStartedError:
             result = wire.SubTaskResult(
                 task_id=task_id, status="failed", error=f"a task with id {task_id} already exists"
@@ -178,7 +183,11 @@ class Leaf:
             handle.cancel()
         snapshot = await handle
         return wire.SubTaskResult(
-            task_id=task_id, status="completed", output=snapshot.output, turn=snapshot.turn
+            task_id=task_id,
+            status="completed",
+            output=snapshot.output,
+            turn=snapshot.turn,
+            usage=snapshot.usage,
         )
 
     @property
@@ -227,7 +236,7 @@ class Leaf:
         )
 
     def _end(self, result: wire.SubTaskResult, index: int, *, announce: bool) -> None:
-        self.tally.ended(index, result.status)
+        self.tally.ended(index, result.status, result.usage)
         if self._inp.collect_results:
             self.results[index] = result
         if announce and result.status == "cancelled" and self.unannounced is not None:
@@ -245,3 +254,14 @@ def error_text(err: ChildWorkflowError) -> str:
     while isinstance(cause, FailureError) and cause.cause is not None and not cause.message:
         cause = cause.cause
     return cause.message if isinstance(cause, FailureError) and cause.message else str(err)
+
+
+def failed_usage(err: ChildWorkflowError) -> wire.TokenUsage | None:
+    """The usage a failed task reports in its failure's details (see ``AgentTaskWorkflow``)."""
+    cause = err.cause
+    if not isinstance(cause, ApplicationError) or not cause.details:
+        return None
+    try:
+        return wire.TokenUsage.model_validate(cause.details[0])
+    except ValidationError:
+        return None

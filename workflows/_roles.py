@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio import workflow
@@ -50,6 +51,8 @@ class BatchRole(ABC):
         self.inp = inp
         self.events = events
         self.status = "active"
+        #: Called when the batch's counters change (a root or lone leaf only).
+        self.on_change: Callable[[], None] = _nothing
 
     @abstractmethod
     async def run(self) -> None:
@@ -108,6 +111,7 @@ class _AnnouncingRole(BatchRole):
     def _changed(self) -> None:
         if self.status == "active":
             self._announcer.progress(self.counts())
+            self.on_change()
 
 
 class _LeafRole(BatchRole):
@@ -239,3 +243,7 @@ class LeafOfRootRole(_LeafRole):
         if final and self.leaf.unannounced:
             report.cancelled = self.leaf.unannounced
         return report
+
+
+def _nothing() -> None:
+    """No one listens."""

@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         SteerInput,
         TaskInput,
         TaskSnapshot,
+        TokenUsage,
         ToolResult,
         TurnOutput,
         steering_problem,
@@ -67,6 +68,9 @@ class AgentTaskWorkflow:
         self._steering: list[list[dict[str, Any]]] = list(inp.steering)
         self._deferred = DeferredTools()
         self._turns = Turns(inp)
+        # Tokens of its turns and of its sub-agents' ended batches (carried across
+        # continue-as-new).
+        self._usage = inp.usage or TokenUsage()
         self._events = StreamEmitter(
             inp.owner_id,
             {"task_id": inp.task_id, "owner_id": inp.owner_id, "agent_name": inp.agent_name},
@@ -83,12 +87,12 @@ class AgentTaskWorkflow:
                 self._apply_steering()
                 out = await self._run_turn(resumed)
                 self._context = out.context
+                if out.usage is not None:
+                    self._usage += out.usage
                 _raise_if_cancel_requested()
                 if out.failure:
                     await self._finish_failed(out.failure)
-                    raise ApplicationError(
-                        out.failure, type=FailureType.AGENT_RUN_FAILED, non_retryable=True
-                    )
+                    raise self._failure(out.failure)
                 if out.done:
                     return await self._finish_completed(out.output)
                 if out.child_batches:
@@ -105,10 +109,17 @@ class AgentTaskWorkflow:
             if isinstance(err, TurnFailed):
                 message = str(err)
                 await self._finish_failed(message)
-                raise ApplicationError(
-                    message, type=FailureType.AGENT_RUN_FAILED, non_retryable=True
-                ) from None
+                raise self._failure(message) from None
             raise
+
+    def _failure(self, message: str) -> ApplicationError:
+        """The task's failure; its details carry its usage, for the batch that counts it."""
+        return ApplicationError(
+            message,
+            self._usage.model_dump(mode="json"),
+            type=FailureType.AGENT_RUN_FAILED,
+            non_retryable=True,
+        )
 
     # -- queries and updates -------------------------------------------------------------
 
@@ -128,6 +139,7 @@ class AgentTaskWorkflow:
             batch_id=self._inp.batch_id,
             parent_task_id=self._inp.parent_task_id,
             created_at=self._inp.created_at,
+            usage=self._usage,
         )
 
     @workflow.update(name=STEER_UPDATE)
@@ -185,6 +197,9 @@ class AgentTaskWorkflow:
         self._set_status("pending_child_tasks")
         outcomes = await asyncio.gather(*(run_child_batch(self._inp, r) for r in requests))
         results = [result for batch in outcomes for result in batch]
+        for result in results:
+            if result.usage is not None:
+                self._usage += result.usage
         self._context.setdefault("messages", []).append(
             {"role": "user", "content": sub_task_results_message(results)}
         )
@@ -208,7 +223,12 @@ class AgentTaskWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(
             self._inp.model_copy(
-                update={"payload": self._context, "started": True, "steering": self._steering}
+                update={
+                    "payload": self._context,
+                    "started": True,
+                    "steering": self._steering,
+                    "usage": self._usage,
+                }
             )
         )
 
@@ -273,7 +293,8 @@ class AgentTaskWorkflow:
     def _emit_end(self, status: str, **how: Any) -> None:
         """Announce how the run ended, unless this task's batch does (see BatchWorkflow)."""
         if not self._inp.terminal_events_by_batch:
-            for event_type, fields in ev.terminal_events(status, **how):
+            usage = self._usage.model_dump(mode="json")
+            for event_type, fields in ev.terminal_events(status, usage=usage, **how):
                 self._emit(event_type, **fields)
 
     async def _drain_events(self) -> None:

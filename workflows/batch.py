@@ -15,6 +15,8 @@ Counting (``factorial._progress``): turn activities report finished turns to the
 
 Which of the three roles a run plays (root, lone leaf, or leaf of a root) is one class each
 in ``factorial.workflows._roles``; the workflow keeps the signals and queries and delegates.
+A root or lone leaf also keeps its summary in its memo (``factorial.workflows._summary``), so
+``get_batch`` answers without a worker.
 
 Cancelling a batch cancels its leaves, which start no more tasks and cancel the running ones;
 it ends once every task it started has ended. A failing task never stops the batch.
@@ -27,6 +29,7 @@ from temporalio.exceptions import is_cancelled_exception
 
 from factorial.workflows._emitter import StreamEmitter
 from factorial.workflows._roles import role_for
+from factorial.workflows._summary import SummaryMemo
 
 with workflow.unsafe.imports_passed_through():
     from factorial import _wire as wire
@@ -44,9 +47,15 @@ class BatchWorkflow:
             inp.owner_id, {"batch_id": inp.batch_id, "owner_id": inp.owner_id}
         )
         self._role = role_for(inp, self._events)
+        # The batch's own root keeps its summary in its memo, readable without a worker.
+        self._summary = SummaryMemo(self.snapshot) if inp.report_to is None else None
+        if self._summary is not None:
+            self._role.on_change = self._summary.changed
 
     @workflow.run
     async def run(self, inp: wire.BatchInput) -> wire.BatchSnapshot:
+        if self._summary is not None:
+            self._summary.start()
         try:
             await self._role.run()
         except BaseException as err:
@@ -60,6 +69,8 @@ class BatchWorkflow:
 
     async def _finish(self, status: str) -> None:
         await self._role.finish(status)
+        if self._summary is not None:
+            self._summary.final()
         await workflow.wait_condition(workflow.all_handlers_finished)
 
     # -- queries and signals ---------------------------------------------------------------

@@ -51,10 +51,42 @@ class Watch:
     outputs: dict[str, Any] = field(default_factory=dict)
     ended: dict[str, str] = field(default_factory=dict)
     final: dict[str, Any] | None = None
+    #: The batch's own progress, from its last event.
+    progress: float = 0.0
+    #: The running sub-agent batches of its tasks: id -> (parent task id, fraction done).
+    sub_batches: dict[str, tuple[str, float]] = field(default_factory=dict)
+    #: What the bar shows; it never moves back.
+    shown: float = 0.0
 
     @property
     def max_turns(self) -> int:
         return self.batch.metadata.max_progress
+
+    def sub_batch_event(self, event: dict[str, Any]) -> None:
+        """Note a sub-agent batch's progress (or, at its end, forget it)."""
+        if event["event_type"] == ev.BATCH_PROGRESS:
+            fraction = float(event.get("progress") or 0.0) / 100
+            self.sub_batches[event["batch_id"]] = (event["parent_task_id"], fraction)
+        else:
+            self.sub_batches.pop(event["batch_id"], None)
+
+    def shown_progress(self) -> float:
+        """The batch's progress, plus what its tasks' running sub-agents have done.
+
+        A task waiting for its sub-agents waits on one turn: its sub-agent batches' mean
+        fraction done credits that turn (half a task's unit when the batch counts tasks, not
+        turns). The credit goes when a sub-agent batch ends; the bar keeps its highest value
+        until the parent's turn is counted.
+        """
+        meta = self.batch.metadata
+        per_turn = 1.0 if meta.max_progress > meta.total_tasks else 0.5
+        by_parent: dict[str, list[float]] = {}
+        for parent, fraction in self.sub_batches.values():
+            by_parent.setdefault(parent, []).append(fraction)
+        credit = sum(sum(parts) / len(parts) for parts in by_parent.values()) * per_turn
+        value = min(100.0, self.progress + 100 * credit / max(1, meta.max_progress))
+        self.shown = max(self.shown, round(value, 2))
+        return self.shown
 
 
 class BatchView:
@@ -75,6 +107,7 @@ class BatchView:
             console=console,
         )
         self._last_line: str | None = None
+        self._done = 0
 
     def __enter__(self) -> BatchView:
         if self.live:
@@ -96,24 +129,35 @@ class BatchView:
         return f"{turns}/{self.watch.max_turns} turns"
 
     def batch_event(self, event: dict[str, Any]) -> None:
-        progress = float(event.get("progress") or 0.0)
-        done = int(event.get("completed_tasks") or 0)
-        if self.live and self._bar is not None:
-            self._progress.update(
-                self._bar,
-                completed=progress,
-                tasks=self._tasks_text(done),
-                turns=self._turns_text(progress),
-            )
         kind = event["event_type"]
-        line = (
-            f"{kind:<16} {progress:5.1f}%  {self._tasks_text(done)}, {self._turns_text(progress)}"
-        )
+        self.watch.progress = float(event.get("progress") or 0.0)
+        self._done = int(event.get("completed_tasks") or 0)
+        progress = self.watch.shown_progress() if kind == ev.BATCH_PROGRESS else self.watch.progress
+        self._show(progress)
+        line = f"{kind:<16} {progress:5.1f}%  {self._tasks_text(self._done)}, "
+        line += self._turns_text(progress)
         if kind != ev.BATCH_PROGRESS:
+            tokens = (event.get("usage") or {}).get("total_tokens")
+            if tokens is not None:
+                line += f", {tokens:,} tokens"
             self.console.print(Text(line, style="bold"))
         elif not self.live and line != self._last_line:
             self.console.print(line)
         self._last_line = line
+
+    def sub_batch_event(self, event: dict[str, Any]) -> None:
+        """A sub-agent batch of one of the batch's tasks moved: so does the bar."""
+        self.watch.sub_batch_event(event)
+        self._show(self.watch.shown_progress())
+
+    def _show(self, progress: float) -> None:
+        if self.live and self._bar is not None:
+            self._progress.update(
+                self._bar,
+                completed=progress,
+                tasks=self._tasks_text(self._done),
+                turns=self._turns_text(progress),
+            )
 
     def task_ended(self, task_id: str, kind: str, detail: Any) -> None:
         mark, style = _END_STYLE.get(kind, ("·", ""))

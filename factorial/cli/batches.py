@@ -9,6 +9,7 @@ import typer
 from temporalio.client import RPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
+from factorial._usage import TokenUsage
 from factorial.cli._common import (
     AddressOption,
     CliError,
@@ -24,21 +25,59 @@ from factorial.task import Batch
 
 
 def _print_batch(batch: Batch) -> None:
-    """A batch's status, progress and task counts, one ``key: value`` per line."""
+    """A batch's status, progress, outcomes and tokens, one ``key: value`` per line."""
     meta = batch.metadata
-    total = meta.total_tasks or len(batch.task_ids)
-    remaining = len(batch.remaining_task_ids)
     lines = [
         f"batch: {batch.id}",
-        f"status: {meta.status}",
-        f"progress: {batch.progress:g}%",
-        f"tasks: {total - remaining}/{total} ended, {remaining} remaining",
+        f"status: {batch_status_text(batch)}",
+        f"progress: {progress_text(batch)}",
+        f"tasks: {tasks_text(batch)}",
+        f"tokens: {usage_text(meta.usage)}",
         f"owner: {meta.owner_id}",
     ]
     if meta.parent_id:
         lines.append(f"parent task: {meta.parent_id}")
     for line in lines:
         console.print(line, markup=False, soft_wrap=True)
+
+
+def batch_status_text(batch: Batch) -> str:
+    """The status, and how many tasks failed where any did: ``completed (all 3 tasks failed)``."""
+    meta = batch.metadata
+    ended = meta.completed + meta.failed + meta.cancelled
+    if not meta.failed:
+        return meta.status
+    if meta.failed == ended == meta.total_tasks:
+        return f"{meta.status} (all {meta.failed} tasks failed)"
+    return f"{meta.status} ({meta.failed} of {ended} ended tasks failed)"
+
+
+def progress_text(batch: Batch) -> str:
+    """The progress; for a cancelled batch, the share of its tasks that ran to an end."""
+    meta = batch.metadata
+    if meta.status != "cancelled":
+        return f"{batch.progress:g}%"
+    ran = meta.completed + meta.failed
+    share = round(100 * ran / max(1, meta.total_tasks), 2)
+    return f"cancelled at {share:g}% ({ran} of {meta.total_tasks} tasks completed or failed)"
+
+
+def tasks_text(batch: Batch) -> str:
+    """``5/5 ended (3 completed, 1 failed, 1 cancelled), 0 remaining``."""
+    meta = batch.metadata
+    total = meta.total_tasks or len(batch.task_ids)
+    ended = meta.completed + meta.failed + meta.cancelled
+    outcomes = f"{meta.completed} completed, {meta.failed} failed, {meta.cancelled} cancelled"
+    return f"{ended}/{total} ended ({outcomes}), {total - ended} remaining"
+
+
+def usage_text(usage: TokenUsage) -> str:
+    """``1,234 (prompt 1,000, completion 234), cost 0.0012``; the cost where known."""
+    text = (
+        f"{usage.total_tokens:,} (prompt {usage.prompt_tokens:,}, "
+        f"completion {usage.completion_tokens:,})"
+    )
+    return text if usage.cost is None else f"{text}, cost {usage.cost:.6g}"
 
 
 @batch_app.command("status")
@@ -48,16 +87,21 @@ def batch_status(
     namespace: NamespaceOption = None,
     timeout: TimeoutOption = 15.0,
 ) -> None:
-    """Print a batch's status, progress, and how many of its tasks have ended."""
+    """Print a batch's status, progress, its tasks' outcomes and its tokens.
+
+    It needs no worker: a batch keeps its counters in its memo, which the server stores.
+    """
 
     async def action(orchestrator: Orchestrator) -> None:
         try:
             batch = await asyncio.wait_for(orchestrator.get_batch(batch_id), timeout)
-        except (TimeoutError, RPCError, RPCTimeoutOrCancelledError):
-            # The batch's counters are read through a query, which needs a worker.
+        except TimeoutError:
+            raise CliError(f"batch {batch_id} could not be read within {timeout:g}s") from None
+        except (RPCError, RPCTimeoutOrCancelledError):
+            # Only a batch started before batches kept their counters in their memo.
             raise CliError(
-                f"no worker answered for batch {batch_id} within {timeout:g}s; "
-                "is a worker for its agent running?"
+                f"no worker answered a query for batch {batch_id} (it predates the counters "
+                "batches keep in their memo); is a worker for its agent running?"
             ) from None
         _print_batch(batch)
 

@@ -83,8 +83,11 @@ async def _follow(orchestrator: Orchestrator, watch: Watch, view: BatchView) -> 
         watch.last_offset = event["offset"]
         kind = event["event_type"]
         if kind in _BATCH_EVENTS:
+            if event.get("parent_task_id") in top:
+                view.sub_batch_event(event)  # a research task's sub-agents moved the bar
+                continue
             if event.get("batch_id") != watch.batch.id or event.get("parent_task_id"):
-                continue  # another batch, or a research task's sub-agent batch
+                continue  # another batch, or a deeper sub-agent batch
             view.batch_event(event)
             if kind != ev.BATCH_PROGRESS:
                 watch.final = event

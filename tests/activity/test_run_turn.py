@@ -18,12 +18,12 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import ActivityEnvironment
 
-from factorial import Agent, Orchestrator
+from factorial import Agent, Orchestrator, TokenUsage
 from factorial._wire import FailureType, TurnInput, TurnOutput
 from factorial.activities.turn import AgentActivities
 from factorial.devserver import DevServer
 from factorial.models import ModelClients
-from factorial.testing import Fail, Garbage, ScriptedModel, call_tool, reply
+from factorial.testing import Fail, Garbage, Reply, ScriptedModel, call_tool, reply
 
 
 def add(a: int, b: int) -> int:
@@ -107,9 +107,14 @@ async def test_a_turn_calls_the_model_runs_the_tool_and_publishes_its_events(
 
 
 async def test_a_final_reply_ends_the_run(orchestrator: Orchestrator) -> None:
-    agent = Agent(name="answerer", model=ScriptedModel([reply("five")]))
+    model = ScriptedModel(
+        [Reply(content="five", usage={"prompt_tokens": 8, "completion_tokens": 1})]
+    )
+    agent = Agent(name="answerer", model=model.with_prices(prompt=1.0, completion=2.0))
     out = await _turn(orchestrator, agent, f"owner-{uuid.uuid4().hex[:8]}")
     assert out.done and out.output == "five"
+    # The turn's tokens, priced, go back to the workflow, which sums them.
+    assert out.usage == TokenUsage(prompt_tokens=8, completion_tokens=1, cost=10 / 1_000_000)
 
 
 async def test_a_rate_limited_model_is_a_retryable_model_http_error(

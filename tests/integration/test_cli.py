@@ -189,7 +189,7 @@ async def test_batch_status_and_cancel(orchestrator: Orchestrator, unique) -> No
     assert f"batch: {batch.id}" in lines
     assert "status: active" in lines
     assert "progress: 50%" in lines
-    assert "tasks: 0/2 ended, 2 remaining" in lines
+    assert "tasks: 0/2 ended (0 completed, 0 failed, 0 cancelled), 2 remaining" in lines
 
     cancel = await asyncio.to_thread(
         run_cli, "batch", "cancel", batch.id, "--address", address, timeout=120

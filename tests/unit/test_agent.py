@@ -71,6 +71,7 @@ def test_public_api_is_pinned() -> None:
             "TaskStateError",
             "TaskStatus",
             "TemporalUnavailableError",
+            "TokenUsage",
             "ToolDefinitionError",
             "TurnCompletion",
             "UserError",

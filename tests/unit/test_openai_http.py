@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from factorial import TokenUsage
 from factorial._openai import parse_retry_after
 from factorial.errors import ModelBehaviorError, ModelHTTPError
 from factorial.models import Model, ModelClients, ModelRequest, openai_compatible
@@ -165,7 +166,8 @@ async def test_text_answer(server: FakeOpenAIServer, clients: ModelClients) -> N
     assert response.content == "hi"
     assert response.tool_calls == []
     assert response.finish_reason == "stop"
-    assert response.usage == {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}
+    assert response.usage == TokenUsage(prompt_tokens=12, completion_tokens=3)
+    assert response.usage.total_tokens == 15
     assert response.assistant_message() == {"role": "assistant", "content": "hi"}
     assert len(server.requests) == 1
 
