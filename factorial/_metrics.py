@@ -12,10 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from temporalio import activity, workflow
 from temporalio.common import MetricMeter
+
+if TYPE_CHECKING:
+    from factorial._usage import TokenUsage
 
 #: Turn attempts that ended, by ``outcome`` (``succeeded``, ``failed`` or ``cancelled``).
 TURNS = "factorial_turns"
@@ -62,25 +65,6 @@ HISTOGRAM_BUCKETS: Mapping[str, Sequence[float]] = {
 UNKNOWN_TOOL = "unknown"
 
 
-def token_counts(usage: Any) -> tuple[int, int]:
-    """Prompt and completion tokens of a model response's ``usage``, ``(0, 0)`` if absent.
-
-    Accepts a mapping (``prompt_tokens`` / ``completion_tokens``, or ``input_tokens`` /
-    ``output_tokens``) or an object with those attributes.
-    """
-    if usage is None:
-        return 0, 0
-
-    def field(*names: str) -> int:
-        for name in names:
-            value = usage.get(name) if isinstance(usage, Mapping) else getattr(usage, name, None)
-            if isinstance(value, int | float):
-                return int(value)
-        return 0
-
-    return field("prompt_tokens", "input_tokens"), field("completion_tokens", "output_tokens")
-
-
 def _activity_meter() -> MetricMeter | None:
     return activity.metric_meter() if activity.in_activity() else None
 
@@ -103,7 +87,7 @@ def record_turn(agent: str, outcome: str, seconds: float, attempt: int) -> None:
         )
 
 
-def record_model_call(agent: str, seconds: float, usage: Any, outcome: str) -> None:
+def record_model_call(agent: str, seconds: float, usage: TokenUsage | None, outcome: str) -> None:
     """Record one model call's latency and, when it answered, the tokens it reported."""
     meter = _activity_meter()
     if meter is None:
@@ -112,7 +96,9 @@ def record_model_call(agent: str, seconds: float, usage: Any, outcome: str) -> N
     meter.create_histogram_timedelta(MODEL_LATENCY, "Duration of a model call.", "ms").record(
         timedelta(seconds=seconds), {**labels, "outcome": outcome}
     )
-    prompt, completion = token_counts(usage)
+    if usage is None:
+        return
+    prompt, completion = usage.prompt_tokens, usage.completion_tokens
     if prompt:
         meter.create_counter(INPUT_TOKENS, "Prompt tokens the model reported.").add(prompt, labels)
     if completion:

@@ -107,9 +107,8 @@ async def _observed_completion(
             response = await agent.completion(agent_ctx, messages)
             usage = response.usage
             if usage is not None:
-                prompt, completion = _metrics.token_counts(usage)
-                span.set_attribute("input_tokens", prompt)
-                span.set_attribute("output_tokens", completion)
+                span.set_attribute("input_tokens", usage.prompt_tokens)
+                span.set_attribute("output_tokens", usage.completion_tokens)
         outcome = "succeeded"
         return response
     except asyncio.CancelledError:

@@ -59,7 +59,10 @@ def legend(target: dict[str, Any]) -> str:
     fmt = target.get("legendFormat")
     if not fmt or fmt == "__auto":
         return str(target.get("refId", ""))
-    return re.sub(r"\{\{\s*(\w+)\s*\}\}", r"[[\1]]", fmt)
+    name = re.sub(r"\{\{\s*(\w+)\s*\}\}", r"[[\1]]", fmt)
+    # The console library drops the text after the last label: move it to the front.
+    head, sep, tail = name.rpartition("]]")
+    return f"{tail.strip()}: {head}{sep}" if sep and tail.strip() else name
 
 
 def console_page(dashboard_path: Path, duration_s: int, width: int = 420) -> str:

@@ -181,7 +181,7 @@ async def test_the_dashboard_renders_a_workers_metrics(
     for expr in expressions(json.loads(DASHBOARD.read_text())):
         assert await query(prom_address, expr), f"no data for {expr}"
 
-    duration = max(60, min(DURATION_S, int(time.monotonic() - started) + 20))
+    duration = max(20, min(DURATION_S, int(time.monotonic() - started) + 5))
     (consoles / "factorial.html").write_text(console_page(DASHBOARD, duration))
     url = f"http://{prom_address}/consoles/factorial.html"
     screenshot = tmp_path / "dashboard.png"
@@ -190,7 +190,7 @@ async def test_the_dashboard_renders_a_workers_metrics(
         [f"--screenshot={screenshot}", url],
         tmp_path / "profile-shot",
         tmp_path / "chromium-shot.out",
-        "1400,1050",
+        "1400,1180",
     )
     dom = await asyncio.to_thread(
         run_chromium, ["--dump-dom", url], tmp_path / "profile-dom", tmp_path / "dom.html"

@@ -19,7 +19,15 @@ from typing import Any
 
 import pytest
 
-from factorial import Agent, AgentWorkerConfig, Orchestrator, TaskStatus, UserError, deferred_tool
+from factorial import (
+    Agent,
+    AgentWorkerConfig,
+    Orchestrator,
+    TaskStatus,
+    TokenUsage,
+    UserError,
+    deferred_tool,
+)
 from factorial import _metrics as m
 from factorial._ids import agent_task_queue_name
 from factorial.devserver import DevServer, free_port
@@ -31,7 +39,7 @@ from tests.prometheus import Sample, scrape, total
 
 QUICK = AgentWorkerConfig(initial_backoff=0.1, max_backoff=0.2, heartbeat_timeout=5)
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy/grafana/dashboards/factorial.json"
-USAGE = {"prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 14}
+USAGE = {"prompt_tokens": 10, "completion_tokens": 4}
 
 
 class CountingModel(ScriptedModel):
@@ -39,7 +47,7 @@ class CountingModel(ScriptedModel):
 
     async def complete(self, request: ModelRequest, clients: ModelClients) -> ModelResponse:
         response = await super().complete(request, clients)
-        return response.model_copy(update={"usage": dict(USAGE)})
+        return response.model_copy(update={"usage": TokenUsage(**USAGE)})
 
 
 def lookup(topic: str) -> str:
