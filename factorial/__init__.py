@@ -43,7 +43,16 @@ if TYPE_CHECKING:
     from factorial.events import AgentEvent, EventPublisher, EventStreamConfig
     from factorial.models import Model, ModelSettings
     from factorial.orchestrator import Orchestrator
-    from factorial.task import Batch, BatchMetadata, Task, TaskMetadata, TaskStatus
+    from factorial.task import (
+        Batch,
+        BatchInfo,
+        BatchMetadata,
+        Task,
+        TaskInfo,
+        TaskMetadata,
+        TaskResult,
+        TaskStatus,
+    )
     from factorial.tools import (
         FunctionTool,
         deferred_result,
@@ -62,6 +71,7 @@ __all__ = [
     "AgentWorkerConfig",
     "BaseAgent",
     "Batch",
+    "BatchInfo",
     "BatchMetadata",
     "BatchNotFoundError",
     "EventPublisher",
@@ -87,8 +97,10 @@ __all__ = [
     "Task",
     "TaskCancelledError",
     "TaskFailedError",
+    "TaskInfo",
     "TaskMetadata",
     "TaskNotFoundError",
+    "TaskResult",
     "TaskStateError",
     "TaskStatus",
     "TemporalUnavailableError",
@@ -132,7 +144,16 @@ _DEFINED_IN: dict[str, tuple[str, ...]] = {
     "factorial.events": ("AgentEvent", "EventPublisher", "EventStreamConfig"),
     "factorial.models": ("Model", "ModelSettings"),
     "factorial.orchestrator": ("Orchestrator",),
-    "factorial.task": ("Batch", "BatchMetadata", "Task", "TaskMetadata", "TaskStatus"),
+    "factorial.task": (
+        "Batch",
+        "BatchInfo",
+        "BatchMetadata",
+        "Task",
+        "TaskInfo",
+        "TaskMetadata",
+        "TaskResult",
+        "TaskStatus",
+    ),
     "factorial.tools": (
         "FunctionTool",
         "deferred_result",

@@ -249,6 +249,7 @@ def _start(client: Client, inp: wire.BatchInput, workflow_id: str, summary: str)
         search_attributes=wire.batch_search_attributes(inp, "active"),
         static_summary=summary,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        memo={wire.RETRY_OF_MEMO: inp.retry_of} if inp.retry_of else None,
     )
 
 
@@ -276,6 +277,7 @@ def batch_from(snapshot: wire.BatchSnapshot) -> Batch:
             completed=snapshot.counts.completed,
             failed=snapshot.counts.failed,
             cancelled=snapshot.counts.cancelled,
+            retry_of=snapshot.retry_of,
         ),
     )
 
@@ -292,6 +294,7 @@ def new_batch_record(inp: wire.BatchInput) -> Batch:
             max_progress=max_units(inp.max_turns, inp.total_tasks),
             counts=wire.BatchCounts(),
             created_at=inp.created_at,
+            retry_of=inp.retry_of,
         )
     )
 

@@ -13,12 +13,13 @@ from typing import Any
 
 import typer
 
-from factorial.cli import _common, batches, events, serve, tasks
+from factorial.cli import _common, _watch, batches, events, listing, serve, tasks
 from factorial.cli._common import app
 from factorial.cli.serve import load_orchestrator
 
 __all__ = ["app", "load_orchestrator", "main"]
-_COMMANDS = (batches, events, serve, tasks)  # imported for the commands they register
+# Imported for the commands they register.
+_COMMANDS = (_watch, batches, events, listing, serve, tasks)
 
 
 def main() -> None:
