@@ -112,5 +112,7 @@ def batch_watch(
     ended = run(lambda: with_orchestrator(address, namespace, action))
     if ended is None:  # interrupted
         raise typer.Exit(130)
-    console.print(f"batch {batch_id} {ended.metadata.status}: {counts(ended)}", markup=False)
+    console.print(
+        f"batch {batch_id} {ended.metadata.status}: {counts(ended)}", markup=False, soft_wrap=True
+    )
     raise typer.Exit(int(outcome(ended)))

@@ -129,7 +129,7 @@ def batch_results(
                 count += 1
             out.flush()
         if output:
-            console.print(f"{count} results of batch {batch_id} written to {output}", markup=False)
+            typer.echo(f"{count} results of batch {batch_id} written to {output}", err=True)
 
     run(lambda: with_orchestrator(address, namespace, action))
 
