@@ -82,7 +82,7 @@ class OpsAPI(OrchestratorBase):
         Raises:
             BatchNotFoundError: No such batch.
         """
-        batch = await self._batch_without_worker(batch_id)
+        batch = await self.read_ended_batch(batch_id)
         async for result in _batch_tasks.task_results(await self.client(), batch):
             yield result
 
@@ -104,7 +104,14 @@ class OpsAPI(OrchestratorBase):
             await self.client(), description, self.batch_chunk_size, self.max_running_tasks
         )
 
-    async def _batch_without_worker(self, batch_id: str) -> Batch:
-        """The batch's task ids and status, from its result or its input (no worker)."""
+    async def read_ended_batch(self, batch_id: str) -> Batch:
+        """The batch read without a worker: an ended batch's final counts from its result.
+
+        A batch still running comes back ``active`` with its task ids and nothing counted
+        (its counters live in its workflow, which only a worker can query: ``get_batch``).
+
+        Raises:
+            BatchNotFoundError: No such batch.
+        """
         _, description = await self._describe_batch(batch_id)
         return await _batch_tasks.batch_record(await self.client(), description)

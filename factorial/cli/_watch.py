@@ -1,8 +1,9 @@
 """``factorial batch watch``: a live progress bar for any batch, until it ends.
 
-It polls ``Orchestrator.get_batch``: the batch's own counters, so the bar, the counts and
-the end are exactly the batch's (an event stream would need the owner's stream workflow and
-filtering; a poll needs one call). It works on a running batch and on one that has ended,
+It polls the batch's own counters (``Orchestrator.get_batch`` while it runs, its result once
+it has ended), so the bar, the counts and the end are exactly the batch's: an event stream
+would need the owner's stream workflow and filtering, and could miss nothing only by
+replaying it. It works on a running batch and on one that has ended (no worker needed then),
 and exits with a code that tells how the batch ended (``ExitCode``).
 """
 
@@ -27,7 +28,7 @@ from factorial.cli._common import (
 )
 from factorial.errors import TemporalUnavailableError
 from factorial.orchestrator import Orchestrator
-from factorial.task import Batch, BatchMetadata
+from factorial.task import Batch
 
 #: Seconds one look at the batch may take before the bar says no worker answers.
 _LOOK_TIMEOUT = 5.0
@@ -56,8 +57,6 @@ def counts(batch: Batch) -> str:
 
 async def watch(orchestrator: Orchestrator, batch_id: str, interval: float) -> Batch:
     """Show the batch's progress until it has ended; return it as it ended."""
-    info = await orchestrator.get_batch_info(batch_id)  # an unknown batch fails here, at once
-    batch = Batch(id=batch_id, metadata=BatchMetadata(owner_id=info.owner_id or "", status="?"))
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -67,19 +66,25 @@ async def watch(orchestrator: Orchestrator, batch_id: str, interval: float) -> B
     with Progress(*columns, console=console, transient=False) as progress:
         bar = progress.add_task(batch_id, total=100.0, counts="")
         while True:
-            try:
-                batch = await asyncio.wait_for(orchestrator.get_batch(batch_id), _LOOK_TIMEOUT)
-            except (TimeoutError, RPCError, RPCTimeoutOrCancelledError):
-                if not await _reachable(orchestrator):
-                    raise TemporalUnavailableError(
-                        f"lost the Temporal server at {orchestrator.temporal_address}"
-                    ) from None
-                progress.update(bar, counts="no worker answered yet; is a worker running?")
+            # An unknown batch fails here, at once.
+            if (await orchestrator.get_batch_info(batch_id)).closed_at is not None:
+                # Ended: its result has the final counts, no worker needed.
+                batch = await orchestrator.read_ended_batch(batch_id)
             else:
-                status = batch.metadata.status
-                progress.update(bar, completed=batch.progress, counts=f"{status} · {counts(batch)}")
-                if status != "active":
-                    return batch
+                try:
+                    batch = await asyncio.wait_for(orchestrator.get_batch(batch_id), _LOOK_TIMEOUT)
+                except (TimeoutError, RPCError, RPCTimeoutOrCancelledError):
+                    if not await _reachable(orchestrator):
+                        raise TemporalUnavailableError(
+                            f"lost the Temporal server at {orchestrator.temporal_address}"
+                        ) from None
+                    progress.update(bar, counts="no worker answered yet; is a worker running?")
+                    await asyncio.sleep(interval)
+                    continue
+            status = batch.metadata.status
+            progress.update(bar, completed=batch.progress, counts=f"{status} · {counts(batch)}")
+            if status != "active":
+                return batch
             await asyncio.sleep(interval)
 
 

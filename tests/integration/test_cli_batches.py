@@ -115,8 +115,9 @@ async def test_watch_a_cancelled_batch(orchestrator: Orchestrator, unique) -> No
     assert watched.exit_code == ExitCode.CANCELLED, (watched.stdout, watched.stderr)
     assert f"batch {batch.id} cancelled" in watched.stdout
 
-    # An ended batch: watch shows it and exits at once, with the same code.
-    after = await cli("batch", "watch", batch.id, *address)
+    # An ended batch, and no worker left: watch shows it and exits, with the same code.
+    await orchestrator.stop_workers()
+    after = await asyncio.wait_for(cli("batch", "watch", batch.id, *address), 60)
     assert after.exit_code == ExitCode.CANCELLED
     exported = ok(await cli("batch", "results", batch.id, *address))
     results = [json.loads(line) for line in exported.splitlines()]
