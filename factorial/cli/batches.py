@@ -80,6 +80,7 @@ def batch_status(
 @batch_app.command("cancel")
 def batch_cancel(
     batch_id: BatchIdArgument,
+    json_: JsonOption = False,
     address: AddressOption = None,
     namespace: NamespaceOption = None,
     timeout: Annotated[
@@ -97,7 +98,10 @@ def batch_cancel(
                 f"cancellation of batch {batch_id} was requested but it did not end within "
                 f"{timeout:g}s; is a worker for its agent running?"
             ) from None
-        _print_batch(batch)
+        if json_:
+            print_json(batch)
+        else:
+            _print_batch(batch)
 
     run(lambda: with_orchestrator(address, namespace, action))
 

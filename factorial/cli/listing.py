@@ -61,6 +61,9 @@ def task_list(
         ),
     ] = None,
     batch: Annotated[str | None, typer.Option("--batch", help="Only this batch's.")] = None,
+    parent: Annotated[
+        str | None, typer.Option("--parent", help="Only the sub-agent tasks of this task.")
+    ] = None,
     limit: LimitOption = DEFAULT_LIMIT,
     json_: JsonOption = False,
     address: AddressOption = None,
@@ -70,7 +73,12 @@ def task_list(
 
     async def action(orchestrator: Orchestrator) -> None:
         tasks = await orchestrator.list_tasks(
-            owner_id=owner, agent=agent, status=status, batch_id=batch, limit=limit
+            owner_id=owner,
+            agent=agent,
+            status=status,
+            batch_id=batch,
+            parent_task_id=parent,
+            limit=limit,
         )
         if json_:
             print_json(tasks)

@@ -110,7 +110,8 @@ async def test_watch_a_cancelled_batch(orchestrator: Orchestrator, unique) -> No
     watching = asyncio.ensure_future(cli("batch", "watch", batch.id, "--interval", "0.2", *address))
     await eventually(lambda: orchestrator.get_batch(batch.id), lambda b: b.progress > 0)
     assert not watching.done()
-    await orchestrator.cancel_batch(batch.id)
+    cancelled = as_json(await cli("batch", "cancel", batch.id, "--json", *address))
+    assert cancelled["metadata"]["status"] == "cancelled"
     watched = await asyncio.wait_for(watching, 60)
     assert watched.exit_code == ExitCode.CANCELLED, (watched.stdout, watched.stderr)
     assert f"batch {batch.id} cancelled" in watched.stdout

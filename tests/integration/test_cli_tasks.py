@@ -6,6 +6,7 @@ import asyncio
 
 from factorial import Agent, AgentContext, Orchestrator, TaskStatus, deferred_tool
 from factorial.cli._common import ExitCode
+from factorial.example_app import build_agents, topics_for
 from factorial.models import ModelRequest
 from factorial.testing import Reply, ScriptedModel, call_tool, reply
 from tests.integration.cli_runner import as_json, cli, eventually, ok
@@ -143,3 +144,24 @@ async def test_task_list_filters(orchestrator: Orchestrator, unique) -> None:
     bad = await cli("task", "list", "--status", "sleeping", *address)
     assert bad.exit_code == ExitCode.ERROR
     assert "unknown task status 'sleeping'" in bad.stderr
+
+
+async def test_task_list_of_a_tasks_sub_agents(orchestrator: Orchestrator, unique) -> None:
+    research, search = build_agents()  # the scripted example agents: research fans out
+    for each in (research, search):
+        orchestrator.register_runner(agent=each)
+    await orchestrator.start_workers()
+    address = ("--address", orchestrator.temporal_address)
+    query = "Why run agents on Temporal?"
+    owner = unique("cli_owner")
+    task = await orchestrator.enqueue_task(research, owner_id=owner, payload={"query": query})
+    await asyncio.wait_for(task.result(), 120)
+
+    rows = await eventually(
+        lambda: cli("task", "list", "--parent", task.id, "--json", *address),
+        lambda result: len(as_json(result)) == len(topics_for(query)),
+    )
+    children = as_json(rows)
+    assert {row["agent"] for row in children} == {search.name}
+    assert {row["parent_task_id"] for row in children} == {task.id}
+    assert all(row["status"] == "completed" and row["owner_id"] == owner for row in children)
