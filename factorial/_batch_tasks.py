@@ -19,7 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from factorial import _batches, _tasks
 from factorial import _wire as wire
 from factorial._ids import new_batch_id
-from factorial._listing import task_info
+from factorial._listing import batch_info, task_info
 from factorial._payloads import chunk_payloads
 from factorial.errors import TaskCancelledError, TaskFailedError, TaskStateError, UserError
 from factorial.task import Batch, TaskResult, TaskStatus
@@ -138,7 +138,8 @@ async def retry_failed(
     The new batch runs the same agent, for the same owner, with the same turn policy; its
     ``metadata.retry_of`` (and its memo) names the batch retried.
     """
-    if description.status == WorkflowExecutionStatus.RUNNING:
+    # Its indexed status turns as it ends, a moment before its workflow closes.
+    if (await batch_info(description)).status == "active":
         raise TaskStateError(
             f"batch {description.id} is still running; retry its failed tasks once it has ended"
         )

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 
 from factorial import Agent, Orchestrator, deferred_tool
 from factorial.cli._common import ExitCode
 from factorial.models import ModelRequest
 from factorial.testing import Fail, ScriptedModel, Step, call_tool, reply
 from tests.integration.cli_runner import as_json, cli, eventually, ok
+from tests.integration.test_cli import FACTORIAL, cli_env
 
 
 class Flaky:
@@ -107,14 +109,27 @@ async def test_watch_a_cancelled_batch(orchestrator: Orchestrator, unique) -> No
     assert running.exit_code == ExitCode.ERROR
     assert f"batch {batch.id} is still running" in running.stderr
 
-    watching = asyncio.ensure_future(cli("batch", "watch", batch.id, "--interval", "0.2", *address))
-    await eventually(lambda: orchestrator.get_batch(batch.id), lambda b: b.progress > 0)
-    assert not watching.done()
-    cancelled = as_json(await cli("batch", "cancel", batch.id, "--json", *address))
-    assert cancelled["metadata"]["status"] == "cancelled"
-    watched = await asyncio.wait_for(watching, 60)
-    assert watched.exit_code == ExitCode.CANCELLED, (watched.stdout, watched.stderr)
-    assert f"batch {batch.id} cancelled" in watched.stdout
+    # A process of its own: typer's runner swaps sys.stdout, one command at a time.
+    watching = await asyncio.create_subprocess_exec(
+        FACTORIAL,
+        *("batch", "watch", batch.id, "--interval", "0.2", *address),
+        env=cli_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        await eventually(lambda: orchestrator.get_batch(batch.id), lambda b: b.progress > 0)
+        assert watching.returncode is None
+        cancelled = as_json(await cli("batch", "cancel", batch.id, "--json", *address))
+        assert cancelled["metadata"]["status"] == "cancelled"
+        out, err = await asyncio.wait_for(watching.communicate(), 60)
+    finally:
+        if watching.returncode is None:
+            watching.kill()
+            await watching.wait()
+    assert watching.returncode == ExitCode.CANCELLED, (out, err)
+    assert f"batch {batch.id} cancelled: " in out.decode()
 
     # An ended batch, and no worker left: watch shows it and exits, with the same code.
     await orchestrator.stop_workers()
@@ -131,3 +146,34 @@ async def test_unknown_batch(orchestrator: Orchestrator) -> None:
         result = await cli("batch", command, "batch-doesnotexist", *address)
         assert result.exit_code == ExitCode.ERROR
         assert result.stderr.strip() == "error: no batch with id 'batch-doesnotexist'"
+
+
+async def test_retry_failed_of_a_batch_split_into_leaves(
+    orchestrator: Orchestrator, temporal_server, unique
+) -> None:
+    script = Flaky()
+    agent = Agent(name=unique("cli_leaves"), model=ScriptedModel(script))
+    orchestrator.register_runner(agent=agent)
+    await orchestrator.start_workers()
+    address = ("--address", orchestrator.temporal_address)
+    # Enqueued in leaves of two tasks (three leaves and a root); the fixture's workers run them.
+    splitter = Orchestrator(temporal_address=temporal_server.address, batch_chunk_size=2)
+    splitter.register_runner(agent=agent)
+    queries = ["ok-0", "boom-1", "ok-2", "ok-3", "boom-4"]
+    try:
+        batch = await splitter.enqueue_batch(
+            agent, unique("cli_owner"), [{"query": q} for q in queries]
+        )
+    finally:
+        await splitter.close()
+    watched = await cli("batch", "watch", batch.id, "--interval", "0.2", *address)
+    assert watched.exit_code == ExitCode.TASKS_FAILED, (watched.stdout, watched.stderr)
+
+    script.fixed = True
+    new = as_json(await cli("batch", "retry-failed", batch.id, "--json", *address))
+    assert new["metadata"]["retry_of"] == batch.id
+    assert new["metadata"]["total_tasks"] == 2
+    again = await cli("batch", "watch", new["id"], "--interval", "0.2", *address)
+    assert again.exit_code == ExitCode.OK, (again.stdout, again.stderr)
+    outputs = [await orchestrator.get_task_result(task_id) for task_id in new["task_ids"]]
+    assert outputs == ["done boom-1", "done boom-4"]
