@@ -111,8 +111,9 @@ async def batch_record(client: Client, description: WorkflowExecutionDescription
     if description.status == WorkflowExecutionStatus.COMPLETED:
         return _batches.batch_from(await handle.result())
     record = _batches.new_batch_record(await _start_input(client, description.id))
-    if description.status != WorkflowExecutionStatus.RUNNING:
-        record.metadata.status = "cancelled"
+    status = (await batch_info(description)).status  # its indexed status, else by its workflow
+    if status != "active":
+        record.metadata.status = status
         record.remaining_task_ids = []
     return record
 

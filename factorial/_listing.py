@@ -73,8 +73,9 @@ def task_info(execution: WorkflowExecution) -> TaskInfo:
 async def batch_info(execution: WorkflowExecution) -> BatchInfo:
     """What a batch workflow's description or listing entry says about the batch."""
     indexed = _keyword(execution, wire.SA_STATUS)
-    if indexed is None:
-        running = execution.status == WorkflowExecutionStatus.RUNNING
+    running = execution.status in (None, WorkflowExecutionStatus.RUNNING)
+    if indexed is None or (indexed == "active" and not running):
+        # Not indexed, or closed without saying how (terminated by hand): by its workflow.
         indexed = "active" if running else "cancelled"
     memo: Mapping[str, Any] = await execution.memo() if execution.raw_info.memo.fields else {}
     retry_of = memo.get(wire.RETRY_OF_MEMO)

@@ -177,3 +177,25 @@ async def test_retry_failed_of_a_batch_split_into_leaves(
     assert again.exit_code == ExitCode.OK, (again.stdout, again.stderr)
     outputs = [await orchestrator.get_task_result(task_id) for task_id in new["task_ids"]]
     assert outputs == ["done boom-1", "done boom-4"]
+
+
+async def test_a_batch_terminated_by_hand_reads_as_cancelled(
+    orchestrator: Orchestrator, unique
+) -> None:
+    # No worker ever runs here: the batch never starts a task, then it is terminated.
+    agent = Agent(name=unique("cli_never"), model=ScriptedModel([reply("never")]))
+    orchestrator.register_runner(agent=agent)
+    address = ("--address", orchestrator.temporal_address)
+    owner = unique("cli_owner")
+    batch = await orchestrator.enqueue_batch(agent, owner, [{"query": "a"}, {"query": "b"}])
+    client = await orchestrator.client()
+    await client.get_workflow_handle(batch.id).terminate("by hand")
+
+    watched = await asyncio.wait_for(cli("batch", "watch", batch.id, *address), 60)
+    assert watched.exit_code == ExitCode.CANCELLED, (watched.stdout, watched.stderr)
+    exported = ok(await cli("batch", "results", batch.id, *address))
+    assert [json.loads(line)["status"] for line in exported.splitlines()] == ["cancelled"] * 2
+    rows = await eventually(
+        lambda: orchestrator.list_batches(owner_id=owner), lambda rows: len(rows) == 1
+    )
+    assert rows[0].status == "cancelled" and rows[0].closed_at is not None
