@@ -1,7 +1,9 @@
 """The ``factorial`` command: a local dev server, workers, the demo, tasks and events.
 
 Mistakes a user can make (no server, unknown task, bad ``MODULE:ATTR``) print one
-``error: ...`` line to stderr and exit with code 1, never a traceback.
+``error: ...`` line to stderr and exit with code 1, never a traceback; a task that has
+already ended exits with 3, and ``batch watch`` tells how its batch ended (``ExitCode`` in
+``_common``, listed in the README).
 """
 
 from __future__ import annotations
