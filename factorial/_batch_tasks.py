@@ -30,7 +30,8 @@ __all__ = ["batch_record", "failed_indices", "retry_failed", "task_results"]
 _CONCURRENT = 32
 
 
-async def _result_of(client: Client, task_id: str, batch_active: bool) -> TaskResult:
+async def _read(client: Client, task_id: str, batch_active: bool, output: bool) -> TaskResult:
+    """One task's status, and with ``output`` its output or error once it has ended."""
     handle = client.get_workflow_handle(task_id, result_type=wire.TaskSnapshot)
     try:
         description = await handle.describe()
@@ -41,15 +42,15 @@ async def _result_of(client: Client, task_id: str, batch_active: bool) -> TaskRe
         status = TaskStatus.QUEUED if batch_active else TaskStatus.CANCELLED
         return TaskResult(task_id=task_id, status=status)
     status = task_info(description).status
-    if not status.is_terminal:
+    if not (output and status.is_terminal):
         return TaskResult(task_id=task_id, status=status)
     try:
-        output = await _tasks.result(handle, task_id)
+        found = await _tasks.result(handle, task_id)
     except TaskFailedError as err:
         return TaskResult(task_id=task_id, status=TaskStatus.FAILED, error=err.error)
     except TaskCancelledError:
         return TaskResult(task_id=task_id, status=TaskStatus.CANCELLED)
-    return TaskResult(task_id=task_id, status=TaskStatus.COMPLETED, output=output)
+    return TaskResult(task_id=task_id, status=TaskStatus.COMPLETED, output=found)
 
 
 async def task_results(
@@ -63,23 +64,8 @@ async def task_results(
     ids = batch.task_ids
     for start in range(0, len(ids), _CONCURRENT):
         window = ids[start : start + _CONCURRENT]
-        if outputs:
-            found = await asyncio.gather(*(_result_of(client, i, active) for i in window))
-        else:
-            found = await asyncio.gather(*(_status_of(client, i, active) for i in window))
-        for result in found:
+        for result in await asyncio.gather(*(_read(client, i, active, outputs) for i in window)):
             yield result
-
-
-async def _status_of(client: Client, task_id: str, batch_active: bool) -> TaskResult:
-    try:
-        description = await client.get_workflow_handle(task_id).describe()
-    except RPCError as err:
-        if err.status != RPCStatusCode.NOT_FOUND:
-            raise
-        status = TaskStatus.QUEUED if batch_active else TaskStatus.CANCELLED
-        return TaskResult(task_id=task_id, status=status)
-    return TaskResult(task_id=task_id, status=task_info(description).status)
 
 
 async def failed_indices(client: Client, batch: Batch) -> list[int]:
