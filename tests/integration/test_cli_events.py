@@ -87,6 +87,14 @@ async def test_task_and_batch_filters(orchestrator: Orchestrator, unique) -> Non
     finally:
         await stop(batch_events)
 
+    # A filter nothing matches yet says so, not that the owner has no events.
+    waiting = await follow(owner, "--batch", first.id, "--type", "batch_cancelled", *address)
+    try:
+        note = (await asyncio.wait_for(waiting.stderr.readline(), 30)).decode().strip()
+    finally:
+        await stop(waiting)
+    assert note == f"note: no events of {owner!r} match these filters yet"
+
     refused = {
         ("--task", short_task_id(first.task_ids[0])): "invalid task id",
         ("--task", "task-doesnotexist"): "no task with id 'task-doesnotexist'",
