@@ -44,6 +44,16 @@ def outcome(batch: Batch) -> ExitCode:
     return ExitCode.OK
 
 
+def short_counts(batch: Batch) -> str:
+    """``2/3 · 1 ok · 1 failed · 0 cancelled``: the counts on the bar's line."""
+    meta = batch.metadata
+    total = meta.total_tasks or len(batch.task_ids)
+    ended = meta.completed + meta.failed + meta.cancelled
+    return (
+        f"{ended}/{total} · {meta.completed} ok · {meta.failed} failed · {meta.cancelled} cancelled"
+    )
+
+
 def counts(batch: Batch) -> str:
     """``2/3 tasks ended: 1 completed, 1 failed, 0 cancelled``."""
     meta = batch.metadata
@@ -57,16 +67,21 @@ def counts(batch: Batch) -> str:
 
 async def watch(orchestrator: Orchestrator, batch_id: str, interval: float) -> Batch:
     """Show the batch's progress until it has ended; return it as it ended."""
+    info = await orchestrator.get_batch_info(batch_id)  # an unknown batch fails here, at once
+    console.print(
+        f"batch {batch_id} ({info.agent or '?'} tasks of {info.owner_id or '?'})",
+        markup=False,
+        soft_wrap=True,
+    )
     columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
+        TextColumn("{task.description:<9}"),
+        BarColumn(bar_width=24),
         TaskProgressColumn(),
         TextColumn("{task.fields[counts]}"),
     )
     with Progress(*columns, console=console, transient=False) as progress:
-        bar = progress.add_task(batch_id, total=100.0, counts="")
+        bar = progress.add_task("active", total=100.0, counts="")
         while True:
-            # An unknown batch fails here, at once.
             if (await orchestrator.get_batch_info(batch_id)).closed_at is not None:
                 # Ended: its result has the final counts, no worker needed.
                 batch = await orchestrator.read_ended_batch(batch_id)
@@ -78,11 +93,13 @@ async def watch(orchestrator: Orchestrator, batch_id: str, interval: float) -> B
                         raise TemporalUnavailableError(
                             f"lost the Temporal server at {orchestrator.temporal_address}"
                         ) from None
-                    progress.update(bar, counts="no worker answered yet; is a worker running?")
+                    progress.update(bar, counts="no worker answers yet; is one running?")
                     await asyncio.sleep(interval)
                     continue
             status = batch.metadata.status
-            progress.update(bar, completed=batch.progress, counts=f"{status} · {counts(batch)}")
+            progress.update(
+                bar, description=status, completed=batch.progress, counts=short_counts(batch)
+            )
             if status != "active":
                 return batch
             await asyncio.sleep(interval)
