@@ -12,11 +12,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+)
 from temporalio.common import SearchAttributeKey
 
 from factorial import _wire as wire
-from factorial._tasks import CLOSED_STATUS
+from factorial._tasks import CLOSED_STATUS, turn_in_backoff
 from factorial.errors import UserError
 from factorial.task import BatchInfo, TaskInfo, TaskStatus
 
@@ -54,9 +59,12 @@ def task_info(execution: WorkflowExecution) -> TaskInfo:
     else:
         status = TaskStatus.ACTIVE
     attempt = None
-    pending = getattr(getattr(execution, "raw_description", None), "pending_activities", None)
-    if pending:
-        attempt = max(activity.attempt for activity in pending)
+    if isinstance(execution, WorkflowExecutionDescription):  # a listing has no activities
+        pending = execution.raw_description.pending_activities
+        if pending:
+            attempt = max(activity.attempt for activity in pending)
+        if status in (TaskStatus.ACTIVE, TaskStatus.PROCESSING) and turn_in_backoff(execution):
+            status = TaskStatus.BACKOFF
     return TaskInfo(
         id=execution.id,
         agent=_keyword(execution, wire.SA_AGENT),

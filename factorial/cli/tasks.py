@@ -71,7 +71,8 @@ async def task_report(orchestrator: Orchestrator, task_id: str, grace: float) ->
         data = None
     if data is not None:
         report["worker_answered"] = True
-        report["status"] = data.get("status", report["status"])
+        if info.status != TaskStatus.BACKOFF:  # the query says processing: a turn's retry waits
+            report["status"] = data.get("status", report["status"])
         report["turn"] = data.get("turn")
         report["pending_tool_call_ids"] = data.get("pending_tool_call_ids") or []
         if data.get("error"):

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import asyncio
 
-from factorial import Agent, AgentContext, Orchestrator, TaskStatus, deferred_tool
+from factorial import (
+    Agent,
+    AgentContext,
+    AgentWorkerConfig,
+    Orchestrator,
+    TaskStatus,
+    deferred_tool,
+)
 from factorial.cli._common import ExitCode
 from factorial.example_app import build_agents, topics_for
 from factorial.models import ModelRequest
-from factorial.testing import Reply, ScriptedModel, call_tool, reply
+from factorial.testing import Fail, Reply, ScriptedModel, call_tool, reply
 from tests.integration.cli_runner import as_json, cli, eventually, ok
 
 
@@ -165,3 +172,24 @@ async def test_task_list_of_a_tasks_sub_agents(orchestrator: Orchestrator, uniqu
     assert {row["agent"] for row in children} == {search.name}
     assert {row["parent_task_id"] for row in children} == {task.id}
     assert all(row["status"] == "completed" and row["owner_id"] == owner for row in children)
+
+
+async def test_status_of_a_turn_waiting_for_its_retry(orchestrator: Orchestrator, unique) -> None:
+    # Regular-activity turns that fail with a 503: the retry waits a minute in backoff.
+    agent = Agent(
+        name=unique("cli_backoff"),
+        model=ScriptedModel([Fail(status_code=503, times=99)]),
+    )
+    config = AgentWorkerConfig(turn_execution="activity", max_retries=3, initial_backoff=60)
+    orchestrator.register_runner(agent=agent, agent_worker_config=config)
+    await orchestrator.start_workers()
+    address = ("--address", orchestrator.temporal_address)
+    task = await orchestrator.enqueue_task(agent, owner_id=unique("cli_owner"), payload={})
+    try:
+        await wait_for_status(orchestrator, task.id, TaskStatus.BACKOFF)
+        report = as_json(await cli("task", "status", task.id, "--json", *address))
+        assert report["status"] == "backoff"
+        assert report["attempt"] == 2
+        assert "attempt: 2" in ok(await cli("task", "status", task.id, *address)).splitlines()
+    finally:
+        await orchestrator.cancel_task(task.id)
