@@ -35,6 +35,13 @@ __all__ = [
 
 #: What a batch's ``FactorialStatus`` says.
 BATCH_STATUSES = ("active", "completed", "cancelled")
+#: Task statuses a task indexes while it runs (``active`` also covers a turn running or
+#: waiting for its retry; a batch's task waiting for a slot has no workflow to list yet).
+INDEXED_RUNNING = (
+    TaskStatus.ACTIVE,
+    TaskStatus.PENDING_TOOL_RESULTS,
+    TaskStatus.PENDING_CHILD_TASKS,
+)
 #: A closed task workflow's ``ExecutionStatus`` in a visibility query, by task status.
 _CLOSED_QUERY = {
     TaskStatus.COMPLETED: "ExecutionStatus = 'Completed'",
@@ -127,11 +134,14 @@ def task_query(
     if parent_task_id is not None:
         clauses.append(f"{wire.SA_PARENT} = {_quote(parent_task_id)}")
     if status is not None:
-        try:
-            wanted = TaskStatus(status)
-        except ValueError:
-            known = ", ".join(s.value for s in TaskStatus)
-            raise UserError(f"unknown task status {status!r}; known: {known}") from None
+        listable = [s.value for s in (*INDEXED_RUNNING, *_CLOSED_QUERY)]
+        value = str(status)  # a TaskStatus is its value
+        if value not in listable:
+            raise UserError(
+                f"cannot list tasks by status {value!r}; use one of: {', '.join(listable)} "
+                "(active covers a turn running or waiting for its retry)"
+            )
+        wanted = TaskStatus(value)
         if wanted in _CLOSED_QUERY:
             clauses.append(_CLOSED_QUERY[wanted])
         else:

@@ -53,7 +53,8 @@ class OpsAPI(OrchestratorBase):
         """Tasks that pass every filter given, newest first (Temporal's visibility lags ~1 s).
 
         Raises:
-            UserError: An unknown status, or a filter value with a quote.
+            UserError: A status tasks do not index (``queued``, ``processing``, ``backoff``:
+                use ``active``), or a filter value with a quote.
         """
         query = _listing.task_query(owner_id, agent, status, batch_id, parent_task_id)
         return [t async for t in _listing.list_tasks(await self.client(), query, limit)]

@@ -56,8 +56,8 @@ def task_list(
         str | None,
         typer.Option(
             "--status",
-            help="Only tasks in this status (queued, active, processing, pending_tool_results, "
-            "pending_child_tasks, completed, failed, cancelled).",
+            help="Only tasks in this status: active, pending_tool_results, "
+            "pending_child_tasks, completed, failed, cancelled.",
         ),
     ] = None,
     batch: Annotated[str | None, typer.Option("--batch", help="Only this batch's.")] = None,
