@@ -44,7 +44,16 @@ if TYPE_CHECKING:
     from factorial.events import AgentEvent, EventPublisher, EventStreamConfig
     from factorial.models import Model, ModelSettings
     from factorial.orchestrator import Orchestrator
-    from factorial.task import Batch, BatchMetadata, Task, TaskMetadata, TaskStatus
+    from factorial.task import (
+        Batch,
+        BatchInfo,
+        BatchMetadata,
+        Task,
+        TaskInfo,
+        TaskMetadata,
+        TaskResult,
+        TaskStatus,
+    )
     from factorial.tools import (
         FunctionTool,
         deferred_result,
@@ -63,6 +72,7 @@ __all__ = [
     "AgentWorkerConfig",
     "BaseAgent",
     "Batch",
+    "BatchInfo",
     "BatchMetadata",
     "BatchNotFoundError",
     "EventPublisher",
@@ -88,8 +98,10 @@ __all__ = [
     "Task",
     "TaskCancelledError",
     "TaskFailedError",
+    "TaskInfo",
     "TaskMetadata",
     "TaskNotFoundError",
+    "TaskResult",
     "TaskStateError",
     "TaskStatus",
     "TemporalUnavailableError",
@@ -135,7 +147,16 @@ _DEFINED_IN: dict[str, tuple[str, ...]] = {
     "factorial.events": ("AgentEvent", "EventPublisher", "EventStreamConfig"),
     "factorial.models": ("Model", "ModelSettings"),
     "factorial.orchestrator": ("Orchestrator",),
-    "factorial.task": ("Batch", "BatchMetadata", "Task", "TaskMetadata", "TaskStatus"),
+    "factorial.task": (
+        "Batch",
+        "BatchInfo",
+        "BatchMetadata",
+        "Task",
+        "TaskInfo",
+        "TaskMetadata",
+        "TaskResult",
+        "TaskStatus",
+    ),
     "factorial.tools": (
         "FunctionTool",
         "deferred_result",

@@ -76,6 +76,8 @@ class BatchInput(BaseModel):
     chunk_count: int = 0
     # Sub-agent batches: return every task's output or error in the result.
     collect_results: bool = False
+    # A batch that retries another batch's failed tasks: that batch's id.
+    retry_of: str | None = None
 
     @property
     def is_leaf(self) -> bool:
@@ -160,6 +162,7 @@ class BatchSnapshot(BaseModel):
     created_at: datetime | None = None
     parent_task_id: str | None = None
     results: list[SubTaskResult] | None = None
+    retry_of: str | None = None
 
 
 class BatchSummary(BaseModel):
@@ -179,6 +182,7 @@ class BatchSummary(BaseModel):
     ended: list[tuple[int, int]] = Field(default_factory=list)
     created_at: datetime | None = None
     parent_task_id: str | None = None
+    retry_of: str | None = None
     updated_at: datetime | None = None
 
     @classmethod

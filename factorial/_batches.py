@@ -286,7 +286,11 @@ def _start(client: Client, inp: wire.BatchInput, workflow_id: str, summary: str)
     # The batch itself (not a leaf of it) starts with its summary in its memo, so get_batch
     # answers before any worker has run it.
     own = inp.report_to is None
-    memo = {wire.BATCH_SUMMARY_MEMO: wire.BatchSummary.of(_first_snapshot(inp))} if own else None
+    memo: dict[str, Any] = {}
+    if own:
+        memo[wire.BATCH_SUMMARY_MEMO] = wire.BatchSummary.of(_first_snapshot(inp))
+    if inp.retry_of:
+        memo[wire.RETRY_OF_MEMO] = inp.retry_of
     return client.start_workflow(
         wire.BATCH_WORKFLOW,
         inp,
@@ -295,7 +299,7 @@ def _start(client: Client, inp: wire.BatchInput, workflow_id: str, summary: str)
         search_attributes=wire.batch_search_attributes(inp, "active"),
         static_summary=summary,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        memo=memo,
+        memo=memo or None,
     )
 
 
@@ -324,6 +328,7 @@ def batch_from(snapshot: wire.BatchSnapshot) -> Batch:
             failed=snapshot.counts.failed,
             cancelled=snapshot.counts.cancelled,
             usage=snapshot.counts.usage,
+            retry_of=snapshot.retry_of,
         ),
     )
 
@@ -344,6 +349,7 @@ def _first_snapshot(inp: wire.BatchInput) -> wire.BatchSnapshot:
         counts=wire.BatchCounts(),
         created_at=inp.created_at,
         parent_task_id=inp.parent_task_id,
+        retry_of=inp.retry_of,
     )
 
 

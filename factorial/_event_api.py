@@ -29,6 +29,8 @@ class EventAPI(OrchestratorBase):
         event_types: Iterable[str] | None = None,
         event_pattern: str | None = None,
         from_offset: int | None = None,
+        *,
+        batch_ids: Iterable[str] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Yield the owner's events as dicts, oldest retained first, then live.
 
@@ -41,6 +43,8 @@ class EventAPI(OrchestratorBase):
             event_types: Only these event types.
             event_pattern: Only event types matching this regular expression (from the start).
             from_offset: First offset to deliver; None delivers everything still retained.
+            batch_ids: Only events of these batches: their own, and their tasks' (a sub-agent
+                batch's tasks belong to it, not to their parent's batch).
         """
         validate_id(owner_id, "owner id")
         feed = self._feeds.get(owner_id)
@@ -49,6 +53,8 @@ class EventAPI(OrchestratorBase):
                 await self.client(), owner_id, self.event_stream, self.reconnect_timeout
             )
             feed = self._feeds[owner_id] = OwnerFeed(reader)
-        events = owner_events(feed, owner_id, task_ids, event_types, event_pattern, from_offset)
+        events = owner_events(
+            feed, owner_id, task_ids, event_types, event_pattern, from_offset, batch_ids
+        )
         async for event in events:
             yield event

@@ -23,6 +23,7 @@ from typing import Any
 
 from temporalio.contrib.workflow_streams import PollResult
 
+from factorial._batch_wire import batch_task_of
 from factorial._streams import StreamGone, StreamReader
 from factorial.errors import EventsExpiredError, EventStreamError
 
@@ -151,6 +152,16 @@ class OwnerFeed:
                 await poller
 
 
+def batch_of(event: dict[str, Any]) -> str | None:
+    """The batch an event belongs to: its ``batch_id``, or the batch in its task's id."""
+    batch_id = event.get("batch_id")
+    if isinstance(batch_id, str):
+        return batch_id
+    task_id = event.get("task_id")
+    parsed = batch_task_of(task_id) if isinstance(task_id, str) else None
+    return parsed[0] if parsed else None
+
+
 async def owner_events(
     feed: OwnerFeed,
     owner_id: str,
@@ -158,8 +169,10 @@ async def owner_events(
     event_types: Iterable[str] | None,
     event_pattern: str | None,
     from_offset: int | None,
+    batch_ids: Iterable[str] | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
     """The owner's events from ``feed`` that pass the filters, each with its ``offset``."""
+    batches = set(batch_ids) if batch_ids is not None else None
     tasks = set(task_ids) if task_ids is not None else None
     types = set(event_types) if event_types is not None else None
     pattern = re.compile(event_pattern) if event_pattern else None
@@ -167,6 +180,8 @@ async def owner_events(
         if event.get("owner_id") != owner_id:
             continue
         if tasks is not None and event.get("task_id") not in tasks:
+            continue
+        if batches is not None and batch_of(event) not in batches:
             continue
         event_type = event.get("event_type", "")
         if types is not None and event_type not in types:

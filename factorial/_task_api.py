@@ -104,15 +104,18 @@ class TaskAPI(OrchestratorBase):
             return {"task_id": task_id, "status": found.value, "batch_id": parsed[0]}
         return await _tasks.data(*found)
 
-    async def cancel_task(self, task_id: str) -> None:
+    async def cancel_task(self, task_id: str) -> bool:
         """Cancel a task: its running turn stops, ``on_run_cancelled`` runs, it ends cancelled.
 
-        Cancelling a task that already ended does nothing.
+        Cancelling a task that already ended does nothing and returns False.
+
+        Returns:
+            True if the task was running and its cancellation was requested.
 
         Raises:
             TaskNotFoundError: No such task.
         """
-        await _tasks.cancel(*await self._describe_task(task_id))
+        return await _tasks.cancel(*await self._describe_task(task_id))
 
     async def steer_task(self, task_id: str, messages: Sequence[dict[str, Any]]) -> None:
         """Add messages to the task's conversation at its next turn boundary.

@@ -169,7 +169,7 @@ async def status(handle: Handle, description: WorkflowExecutionDescription) -> T
         )
         return TaskStatus(indexed) if indexed else TaskStatus.QUEUED
     current = TaskStatus(snapshot.status)
-    if current == TaskStatus.PROCESSING and _turn_in_backoff(description):
+    if current == TaskStatus.PROCESSING and turn_in_backoff(description):
         return TaskStatus.BACKOFF
     return current
 
@@ -287,7 +287,7 @@ def _search_attributes(inp: wire.TaskInput, available: frozenset[str]) -> TypedS
     )
 
 
-def _turn_in_backoff(description: WorkflowExecutionDescription) -> bool:
+def turn_in_backoff(description: WorkflowExecutionDescription) -> bool:
     """True when the turn activity failed and waits for its next attempt."""
     for pending in description.raw_description.pending_activities:
         if pending.attempt > 1 and pending.state == 1:  # PENDING_ACTIVITY_STATE_SCHEDULED

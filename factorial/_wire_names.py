@@ -28,6 +28,7 @@ __all__ = [
     "LEGACY_BATCH_WORKFLOW",
     "PUBLISH_EVENTS_ACTIVITY",
     "RUN_HOOK_ACTIVITY",
+    "RETRY_OF_MEMO",
     "RUN_TURN_ACTIVITY",
     "SA_AGENT",
     "SA_BATCH",
@@ -102,6 +103,9 @@ CLIENT_ERRORS: dict[str, type[FactorialError]] = {
     FailureType.UNKNOWN_TOOL_CALL: TaskStateError,
 }
 
+
+#: The memo key of a batch that retries another batch's failed tasks: the other batch's id.
+RETRY_OF_MEMO = "factorial_retry_of"
 
 # Search attributes (Keyword); the dev server allows at most 10 custom ones.
 #: The memo key of a batch's summary (``factorial.workflows._summary``).

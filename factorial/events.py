@@ -33,6 +33,38 @@ TERMINAL_EVENTS = frozenset(
     {AGENT_OUTPUT, RUN_COMPLETED, RUN_FAILED, RUN_CANCELLED, BATCH_COMPLETED, BATCH_CANCELLED}
 )
 
+#: The operations a turn reports progress of: ``progress_update_{operation}_{phase}``.
+PROGRESS_OPERATIONS = ("completion", "tool_action", "run_turn")
+PROGRESS_PHASES = ("started", "completed", "failed")
+#: The prefix of progress events; custom ones (``publish_event``) may use it too.
+PROGRESS_PREFIX = "progress_update_"
+
+#: Every event type Factorial itself publishes (custom events come on top).
+BUILTIN_EVENT_TYPES: tuple[str, ...] = (
+    RUN_STARTED,
+    RUN_COMPLETED,
+    RUN_FAILED,
+    RUN_CANCELLED,
+    AGENT_OUTPUT,
+    TASK_FAILED,
+    TASK_RETRIED,
+    TASK_PENDING_TOOL_CALL_RESULTS,
+    RUN_STEERING_APPLIED,
+    RUN_STEERING_FAILED,
+    BATCH_PROGRESS,
+    BATCH_COMPLETED,
+    BATCH_CANCELLED,
+    *(f"{PROGRESS_PREFIX}{op}_{phase}" for op in PROGRESS_OPERATIONS for phase in PROGRESS_PHASES),
+)
+
+
+def is_known_event_type(event_type: str) -> bool:
+    """True for a built-in event type, or any ``progress_update_*`` name (custom progress)."""
+    return event_type in BUILTIN_EVENT_TYPES or (
+        event_type.startswith(PROGRESS_PREFIX) and len(event_type) > len(PROGRESS_PREFIX)
+    )
+
+
 #: The stream topic every Factorial event is published on.
 EVENTS_TOPIC = "events"
 
@@ -91,7 +123,7 @@ def terminal_events(
 
 def progress_event_type(operation: str, phase: str) -> str:
     """``progress_update_{operation}_{phase}``, e.g. ``progress_update_completion_started``."""
-    return f"progress_update_{operation}_{phase}"
+    return f"{PROGRESS_PREFIX}{operation}_{phase}"
 
 
 def utc_now_iso() -> str:

@@ -24,6 +24,7 @@ from factorial import _wire as wire
 from factorial._batch_api import BatchAPI
 from factorial._connection import check_metrics_address, tls_config
 from factorial._event_api import EventAPI
+from factorial._ops_api import OpsAPI
 from factorial._subscriptions import OwnerFeed
 from factorial._task_api import TaskAPI
 from factorial._workers import build_workers
@@ -34,7 +35,7 @@ from factorial.models import ModelClients
 from factorial.worker import AgentWorkerConfig
 
 
-class Orchestrator(TaskAPI, BatchAPI, EventAPI):
+class Orchestrator(TaskAPI, BatchAPI, EventAPI, OpsAPI):
     """Runs agents on Temporal: enqueue, inspect, steer, cancel and follow tasks.
 
     Args:

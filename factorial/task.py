@@ -1,4 +1,8 @@
-"""Public records returned by the Orchestrator: ``Task``, ``TaskStatus``, ``Batch``."""
+"""Public records returned by the Orchestrator.
+
+``Task``, ``TaskStatus`` and ``Batch``; for operators, ``TaskInfo`` and ``BatchInfo`` (what the
+server knows without a worker) and ``TaskResult`` (how one task of a batch ended).
+"""
 
 from __future__ import annotations
 
@@ -105,6 +109,8 @@ class BatchMetadata(BaseModel):
     #: Tokens (and cost) of the tasks ended so far, their sub-agents' included (a cancelled
     #: task's are not known to its batch).
     usage: TokenUsage = Field(default_factory=TokenUsage)
+    #: The batch whose failed tasks this one retries (``Orchestrator.retry_failed_tasks``).
+    retry_of: str | None = None
 
 
 class Batch(BaseModel):
@@ -115,3 +121,42 @@ class Batch(BaseModel):
     remaining_task_ids: list[str] = Field(default_factory=list)
     progress: float = 0.0
     metadata: BatchMetadata
+
+
+class TaskInfo(BaseModel):
+    """A task as the server knows it without asking a worker."""
+
+    id: str
+    agent: str | None = None
+    owner_id: str | None = None
+    status: TaskStatus
+    batch_id: str | None = None
+    parent_task_id: str | None = None
+    started_at: datetime | None = None
+    closed_at: datetime | None = None
+    #: The attempt of the turn running now (a regular-activity turn), when one runs.
+    attempt: int | None = None
+
+
+class BatchInfo(BaseModel):
+    """A batch as the server knows it without asking a worker."""
+
+    id: str
+    agent: str | None = None
+    owner_id: str | None = None
+    #: ``active``, ``completed`` or ``cancelled``.
+    status: str
+    parent_task_id: str | None = None
+    started_at: datetime | None = None
+    closed_at: datetime | None = None
+    #: The batch whose failed tasks this batch retries (``Orchestrator.retry_failed_tasks``).
+    retry_of: str | None = None
+
+
+class TaskResult(BaseModel):
+    """How one task of a batch ended (or where it is, if it has not)."""
+
+    task_id: str
+    status: TaskStatus
+    output: Any = None
+    error: str | None = None

@@ -90,6 +90,7 @@ class BatchWorkflow:
             created_at=inp.created_at,
             parent_task_id=inp.parent_task_id,
             results=self._role.results(),
+            retry_of=inp.retry_of,
         )
 
     @workflow.signal(name=wire.TASK_TURN_SIGNAL)

@@ -1,7 +1,9 @@
 """The ``factorial`` command: a local dev server, workers, the demo, tasks and events.
 
 Mistakes a user can make (no server, unknown task, bad ``MODULE:ATTR``) print one
-``error: ...`` line to stderr and exit with code 1, never a traceback.
+``error: ...`` line to stderr and exit with code 1, never a traceback; a task that has
+already ended exits with 3, and ``batch watch`` tells how its batch ended (``ExitCode`` in
+``_common``, listed in the README).
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from typing import Any
 
 import typer
 
-from factorial.cli import _common, batches, events, serve, tasks
+from factorial.cli import _common, _watch, batches, events, listing, serve, tasks
 from factorial.cli._common import app
 from factorial.cli.serve import load_orchestrator
 
 __all__ = ["app", "load_orchestrator", "main"]
-_COMMANDS = (batches, events, serve, tasks)  # imported for the commands they register
+# Imported for the commands they register.
+_COMMANDS = (_watch, batches, events, listing, serve, tasks)
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ import contextlib
 import json
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
+from enum import IntEnum
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -30,9 +31,13 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-task_app = typer.Typer(help="Inspect, cancel and steer tasks.", no_args_is_help=True)
+task_app = typer.Typer(
+    help="List, inspect, cancel and steer tasks; complete deferred tools.", no_args_is_help=True
+)
 app.add_typer(task_app, name="task")
-batch_app = typer.Typer(help="Inspect and cancel batches.", no_args_is_help=True)
+batch_app = typer.Typer(
+    help="List, inspect, watch, export, retry and cancel batches.", no_args_is_help=True
+)
 app.add_typer(batch_app, name="batch")
 
 console = Console(highlight=False)
@@ -63,13 +68,34 @@ TimeoutOption = Annotated[
 ]
 
 
+class ExitCode(IntEnum):
+    """The ``factorial`` command's exit codes (the README's "The CLI" lists them)."""
+
+    #: The command did what it was asked; a status or list command answered.
+    OK = 0
+    #: A mistake or a failure: no server, unknown task or batch, bad input, no worker.
+    ERROR = 1
+    #: The command line itself is wrong (an unknown option; typer's own code).
+    USAGE = 2
+    #: The task has already ended: it cannot be cancelled, steered or given a tool result.
+    ENDED = 3
+    #: ``batch watch``: the batch ended and some of its tasks failed.
+    TASKS_FAILED = 4
+    #: ``batch watch``: the batch was cancelled (or some of its tasks were).
+    CANCELLED = 5
+
+
 class CliError(Exception):
-    """A message for the user; printed as ``error: ...`` with exit code 1."""
+    """A message for the user; printed as ``error: ...`` with exit code ``code``."""
+
+    def __init__(self, message: str, code: ExitCode = ExitCode.ERROR) -> None:
+        super().__init__(message)
+        self.code = code
 
 
-def fail(message: str) -> NoReturn:
+def fail(message: str, code: int = ExitCode.ERROR) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
+    raise typer.Exit(int(code))
 
 
 def message(err: BaseException) -> str:
@@ -109,7 +135,9 @@ def run(main: Callable[[], Awaitable[T]]) -> T | None:
         return asyncio.run(interruptible(wrapped()))
     except KeyboardInterrupt:
         return None
-    except (FactorialError, CliError) as err:
+    except CliError as err:
+        fail(message(err), err.code)
+    except FactorialError as err:
         fail(message(err))
     except RPCError as err:
         fail(f"Temporal: {message(err)}")
@@ -146,3 +174,26 @@ async def with_orchestrator(
 
 def show(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document instead of text.")
+]
+
+
+def print_json(value: Any) -> None:
+    """Print ``value`` as JSON on stdout (pydantic models as their JSON form)."""
+    typer.echo(json.dumps(value, default=_jsonable, indent=2))
+
+
+def _jsonable(value: Any) -> Any:
+    dump = getattr(value, "model_dump", None)
+    return dump(mode="json") if callable(dump) else str(value)
+
+
+def print_fields(fields: list[tuple[str, Any]]) -> None:
+    """``key: value`` lines, skipping empty values."""
+    for key, value in fields:
+        if value is None or value == [] or value == "":
+            continue
+        console.print(f"{key}: {show(value)}", markup=False, soft_wrap=True)

@@ -1,8 +1,11 @@
-"""``factorial batch status|cancel``."""
+"""``factorial batch status|cancel|results|retry-failed`` (``watch`` is in ``_watch``)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -13,15 +16,19 @@ from factorial._usage import TokenUsage
 from factorial.cli._common import (
     AddressOption,
     CliError,
+    JsonOption,
     NamespaceOption,
     TimeoutOption,
     batch_app,
     console,
+    print_json,
     run,
     with_orchestrator,
 )
 from factorial.orchestrator import Orchestrator
 from factorial.task import Batch
+
+BatchIdArgument = Annotated[str, typer.Argument(metavar="ID", help="The batch id.")]
 
 
 def _print_batch(batch: Batch) -> None:
@@ -37,6 +44,8 @@ def _print_batch(batch: Batch) -> None:
     ]
     if meta.parent_id:
         lines.append(f"parent task: {meta.parent_id}")
+    if meta.retry_of:
+        lines.append(f"retry of: {meta.retry_of}")
     for line in lines:
         console.print(line, markup=False, soft_wrap=True)
 
@@ -82,7 +91,8 @@ def usage_text(usage: TokenUsage) -> str:
 
 @batch_app.command("status")
 def batch_status(
-    batch_id: Annotated[str, typer.Argument(metavar="ID", help="The batch id.")],
+    batch_id: BatchIdArgument,
+    json_: JsonOption = False,
     address: AddressOption = None,
     namespace: NamespaceOption = None,
     timeout: TimeoutOption = 15.0,
@@ -103,14 +113,18 @@ def batch_status(
                 f"no worker answered a query for batch {batch_id} (it predates the counters "
                 "batches keep in their memo); is a worker for its agent running?"
             ) from None
-        _print_batch(batch)
+        if json_:
+            print_json(batch)
+        else:
+            _print_batch(batch)
 
     run(lambda: with_orchestrator(address, namespace, action))
 
 
 @batch_app.command("cancel")
 def batch_cancel(
-    batch_id: Annotated[str, typer.Argument(metavar="ID", help="The batch id.")],
+    batch_id: BatchIdArgument,
+    json_: JsonOption = False,
     address: AddressOption = None,
     namespace: NamespaceOption = None,
     timeout: Annotated[
@@ -128,9 +142,68 @@ def batch_cancel(
                 f"cancellation of batch {batch_id} was requested but it did not end within "
                 f"{timeout:g}s; is a worker for its agent running?"
             ) from None
-        _print_batch(batch)
+        if json_:
+            print_json(batch)
+        else:
+            _print_batch(batch)
 
     run(lambda: with_orchestrator(address, namespace, action))
 
 
-# -- events ---------------------------------------------------------------------------------
+@batch_app.command("results")
+def batch_results(
+    batch_id: BatchIdArgument,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write to this file instead of stdout."),
+    ] = None,
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Export each task's status and output or error as JSON Lines, in task order.
+
+    Tasks still running have neither yet. No worker is needed.
+    """
+
+    async def action(orchestrator: Orchestrator) -> None:
+        results = orchestrator.batch_results(batch_id)
+        first = await anext(results)  # fails here for an unknown batch, before the file opens
+        with contextlib.ExitStack() as stack:
+            out = stack.enter_context(output.open("w")) if output else sys.stdout
+            out.write(first.model_dump_json() + "\n")
+            count = 1
+            async for result in results:
+                out.write(result.model_dump_json() + "\n")
+                count += 1
+            out.flush()
+        if output:
+            typer.echo(f"{count} results of batch {batch_id} written to {output}", err=True)
+
+    run(lambda: with_orchestrator(address, namespace, action))
+
+
+@batch_app.command("retry-failed")
+def batch_retry_failed(
+    batch_id: BatchIdArgument,
+    json_: JsonOption = False,
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Enqueue the failed tasks of an ended batch as a new batch; print the new batch's id.
+
+    The new batch runs the same agent for the same owner; its status shows ``retry of``.
+    """
+
+    async def action(orchestrator: Orchestrator) -> None:
+        batch = await orchestrator.retry_failed_tasks(batch_id)
+        if json_:
+            print_json(batch)
+        elif batch is None:
+            typer.echo(f"no failed tasks in batch {batch_id}: nothing to retry", err=True)
+        else:
+            typer.echo(batch.id)
+            typer.echo(
+                f"retrying {batch.metadata.total_tasks} failed tasks of {batch_id}", err=True
+            )
+
+    run(lambda: with_orchestrator(address, namespace, action))

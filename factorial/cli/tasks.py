@@ -1,9 +1,14 @@
-"""``factorial task status|cancel|steer``."""
+"""``factorial task status|cancel|steer|complete-tool``.
+
+A command that acts on a task that has already ended (cancel, steer, complete-tool) says so
+and exits with ``ExitCode.ENDED`` (3).
+"""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+import json
+from typing import Annotated, Any
 
 import typer
 from temporalio.client import RPCTimeoutOrCancelledError
@@ -12,79 +17,137 @@ from temporalio.service import RPCError
 from factorial.cli._common import (
     AddressOption,
     CliError,
+    ExitCode,
+    JsonOption,
     NamespaceOption,
     TimeoutOption,
     console,
+    print_fields,
+    print_json,
     run,
-    show,
     task_app,
     with_orchestrator,
 )
 from factorial.errors import (
     TaskCancelledError,
     TaskFailedError,
+    TaskNotFoundError,
+    TaskStateError,
 )
 from factorial.orchestrator import Orchestrator
+from factorial.task import TaskStatus
+
+#: Seconds ``task status`` gives a worker to answer its query before it answers without one.
+QUERY_GRACE = 0.5
+
+IdArgument = Annotated[str, typer.Argument(metavar="ID", help="The task id.")]
+
+
+async def task_report(orchestrator: Orchestrator, task_id: str, grace: float) -> dict[str, Any]:
+    """Everything ``task status`` shows: the server's record, then what a worker adds.
+
+    A running task's turn, status and pending tool calls come from its query, if a worker
+    answers within ``grace`` seconds; an ended task's output or error comes from its history.
+    """
+    try:
+        info = await orchestrator.get_task_info(task_id)
+    except TaskNotFoundError:
+        # A batch's task not started yet has no workflow: its batch tells its status.
+        status = await orchestrator.get_task_status(task_id)
+        return {"id": task_id, "status": status.value, "worker_answered": False}
+    report: dict[str, Any] = info.model_dump(mode="json")
+    report["worker_answered"] = False
+    if info.status.is_terminal:
+        try:
+            report["output"] = await orchestrator.get_task_result(task_id)
+        except TaskFailedError as err:
+            report["error"] = err.error
+        except TaskCancelledError:
+            pass
+        return report
+    try:
+        data = await asyncio.wait_for(orchestrator.get_task_data(task_id), grace)
+    except (TimeoutError, RPCError, RPCTimeoutOrCancelledError):
+        data = None
+    if data is not None:
+        report["worker_answered"] = True
+        if info.status != TaskStatus.BACKOFF:  # the query says processing: a turn's retry waits
+            report["status"] = data.get("status", report["status"])
+        report["turn"] = data.get("turn")
+        report["pending_tool_call_ids"] = data.get("pending_tool_call_ids") or []
+        if data.get("error"):
+            report["error"] = data["error"]
+    return report
 
 
 @task_app.command("status")
 def task_status(
-    task_id: Annotated[str, typer.Argument(metavar="ID", help="The task id.")],
+    task_id: IdArgument,
+    json_: JsonOption = False,
     address: AddressOption = None,
     namespace: NamespaceOption = None,
-    timeout: TimeoutOption = 15.0,
+    grace: Annotated[
+        float,
+        typer.Option(min=0.0, help="Seconds a worker has to add a running task's details."),
+    ] = QUERY_GRACE,
 ) -> None:
-    """Print a task's status, turn, output and error."""
+    """Print a task's status, ids, timing, attempt, and its output or error (no worker needed)."""
 
     async def action(orchestrator: Orchestrator) -> None:
-        try:
-            status = await asyncio.wait_for(orchestrator.get_task_status(task_id), timeout)
-        except (TimeoutError, RPCError):
-            # Only a running task is asked through a query, which needs a worker.
+        report = await task_report(orchestrator, task_id, grace)
+        if json_:
+            print_json(report)
+            return
+        pending = report.get("pending_tool_call_ids")
+        print_fields(
+            [
+                ("task", report["id"]),
+                ("status", report["status"]),
+                ("agent", report.get("agent")),
+                ("owner", report.get("owner_id")),
+                ("batch", report.get("batch_id")),
+                ("parent task", report.get("parent_task_id")),
+                ("started", report.get("started_at")),
+                ("ended", report.get("closed_at")),
+                ("attempt", report.get("attempt")),
+                ("turn", report.get("turn")),
+                ("pending tool calls", ", ".join(pending) if pending else None),
+                ("output", report.get("output")),
+                ("error", report.get("error")),
+            ]
+        )
+        if not report["worker_answered"] and not TaskStatus(report["status"]).is_terminal:
             console.print(
-                f"status: running (no worker answered within {timeout:g}s; "
+                "(no worker answered: turn and pending tool calls unknown; "
                 "is a worker for its agent running?)",
                 markup=False,
             )
-            return
-        console.print(f"status: {status.value}", markup=False)
-        if status.is_terminal:
-            await _print_outcome(orchestrator, task_id)
-            return
-        try:
-            data = await asyncio.wait_for(orchestrator.get_task_data(task_id), timeout)
-        except (TimeoutError, RPCError):
-            data = None
-        if data is not None:
-            console.print(f"turn: {data.get('turn')}", markup=False)
-            if data.get("error"):
-                console.print(f"error: {show(data['error'])}", markup=False, soft_wrap=True)
 
     run(lambda: with_orchestrator(address, namespace, action))
 
 
-async def _print_outcome(orchestrator: Orchestrator, task_id: str) -> None:
-    """Print an ended task's output or error; read from its history, so no worker is needed."""
-    try:
-        output = await orchestrator.get_task_result(task_id)
-    except TaskFailedError as err:
-        console.print(f"error: {err.error}", markup=False, soft_wrap=True)
-    except TaskCancelledError:
-        pass
-    else:
-        console.print(f"output: {show(output)}", markup=False, soft_wrap=True)
+async def _ended(orchestrator: Orchestrator, task_id: str) -> TaskStatus | None:
+    """The task's status if it has ended, else None."""
+    status = (await orchestrator.get_task_info(task_id)).status
+    return status if status.is_terminal else None
+
+
+def _ended_error(task_id: str, status: TaskStatus) -> CliError:
+    return CliError(f"task {task_id} has already ended ({status.value})", ExitCode.ENDED)
 
 
 @task_app.command("cancel")
 def task_cancel(
-    task_id: Annotated[str, typer.Argument(metavar="ID", help="The task id.")],
+    task_id: IdArgument,
     address: AddressOption = None,
     namespace: NamespaceOption = None,
 ) -> None:
-    """Cancel a task (does nothing if it already ended)."""
+    """Cancel a running task (exit code 3 if it has already ended)."""
 
     async def action(orchestrator: Orchestrator) -> None:
-        await orchestrator.cancel_task(task_id)
+        if not await orchestrator.cancel_task(task_id):
+            status = await _ended(orchestrator, task_id)
+            raise _ended_error(task_id, status or TaskStatus.CANCELLED)
         console.print(f"cancellation requested for {task_id}", markup=False)
 
     run(lambda: with_orchestrator(address, namespace, action))
@@ -92,15 +155,18 @@ def task_cancel(
 
 @task_app.command("steer")
 def task_steer(
-    task_id: Annotated[str, typer.Argument(metavar="ID", help="The task id.")],
+    task_id: IdArgument,
     message: Annotated[str, typer.Argument(help="A user message to add at the next turn.")],
     address: AddressOption = None,
     namespace: NamespaceOption = None,
     timeout: TimeoutOption = 30.0,
 ) -> None:
-    """Add a user message to a running task's conversation."""
+    """Add a user message to a running task's conversation (exit code 3 if it has ended)."""
 
     async def action(orchestrator: Orchestrator) -> None:
+        status = await _ended(orchestrator, task_id)
+        if status is not None:
+            raise _ended_error(task_id, status)
         try:
             await asyncio.wait_for(
                 orchestrator.steer_task(task_id, [{"role": "user", "content": message}]),
@@ -111,9 +177,60 @@ def task_steer(
                 f"no worker took the message within {timeout:g}s; is a worker for the task's "
                 "agent running? (the message may still be applied when one picks the task up)"
             ) from None
+        except TaskStateError:
+            status = await _ended(orchestrator, task_id)
+            if status is not None:  # it ended meanwhile
+                raise _ended_error(task_id, status) from None
+            raise
         console.print(f"message queued for {task_id}; it applies at the next turn", markup=False)
 
     run(lambda: with_orchestrator(address, namespace, action))
 
 
-# -- batch ----------------------------------------------------------------------------------
+def _parse_result(text: str) -> Any:
+    """A tool result given on the command line: JSON if it parses as JSON, else the text."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+@task_app.command("complete-tool")
+def task_complete_tool(
+    task_id: IdArgument,
+    call_id: Annotated[str, typer.Argument(metavar="CALL_ID", help="The deferred tool call id.")],
+    result: Annotated[
+        str, typer.Argument(metavar="RESULT", help="The tool's result: JSON, or else text.")
+    ],
+    address: AddressOption = None,
+    namespace: NamespaceOption = None,
+    timeout: TimeoutOption = 30.0,
+) -> None:
+    """Deliver a deferred tool's result to a task waiting for it (exit code 3 if it ended)."""
+
+    async def action(orchestrator: Orchestrator) -> None:
+        status = await _ended(orchestrator, task_id)
+        if status is not None:
+            raise _ended_error(task_id, status)
+        try:
+            accepted = await asyncio.wait_for(
+                orchestrator.complete_deferred_tool(task_id, call_id, _parse_result(result)),
+                timeout,
+            )
+        except (TimeoutError, RPCTimeoutOrCancelledError):
+            raise CliError(
+                f"no worker took the result within {timeout:g}s; is a worker for the task's "
+                "agent running?"
+            ) from None
+        if not accepted:
+            status = await _ended(orchestrator, task_id)
+            if status is not None:
+                raise _ended_error(task_id, status)
+            report = await task_report(orchestrator, task_id, QUERY_GRACE)
+            pending = ", ".join(report.get("pending_tool_call_ids") or []) or "none"
+            raise CliError(
+                f"task {task_id} is not waiting for tool call {call_id!r} (pending: {pending})"
+            )
+        console.print(f"result of {call_id} delivered to {task_id}", markup=False)
+
+    run(lambda: with_orchestrator(address, namespace, action))

@@ -35,9 +35,15 @@ HELP_COMMANDS = [
     ["task", "status"],
     ["task", "cancel"],
     ["task", "steer"],
+    ["task", "list"],
+    ["task", "complete-tool"],
     ["batch"],
     ["batch", "status"],
     ["batch", "cancel"],
+    ["batch", "list"],
+    ["batch", "watch"],
+    ["batch", "results"],
+    ["batch", "retry-failed"],
 ]
 
 
