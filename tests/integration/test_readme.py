@@ -13,23 +13,28 @@ import pytest
 from factorial.devserver import DevServer
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
-EXPECTED = {  # a line each block must print
-    0: "Sunny in Lisbon.",
-    1: "completed",
-    2: '<sub_task_result sub_task_id="',
-    3: "Heard: Pay in euros.",
-    4: "cancelled",
+#: Each ``### heading`` of the README with the Python block under it (one block a heading).
+BLOCKS = dict(
+    re.findall(r"^### (.+?)\n(?:(?!^### ).)*?```python\n(.*?)```", README.read_text(), re.M | re.S)
+)
+EXPECTED = {  # a line each block must print, by the heading it is under
+    "One task: tools, events, result": "Sunny in Lisbon.",
+    "A batch with progress": "completed",
+    "Sub-agents": '<sub_task_result sub_task_id="',
+    "A deferred tool (human in the loop) and steering": "Heard: Pay in euros.",
+    "Cancellation": "cancelled",
 }
 
 
 def test_every_block_is_checked() -> None:
-    assert len(BLOCKS) == len(EXPECTED)
+    python_blocks = README.read_text().count("```python\n")
+    assert len(BLOCKS) == python_blocks, "a heading with two Python blocks under it"
+    assert set(BLOCKS) == set(EXPECTED)
 
 
-@pytest.mark.parametrize("index", range(len(BLOCKS)))
+@pytest.mark.parametrize("heading", list(EXPECTED))
 def test_readme_block_runs(
-    index: int, temporal_server: DevServer, monkeypatch: pytest.MonkeyPatch
+    heading: str, temporal_server: DevServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TEMPORAL_ADDRESS", temporal_server.address)
     out = io.StringIO()
@@ -38,14 +43,14 @@ def test_readme_block_runs(
     def run() -> None:  # its own thread, so the block's asyncio.run() gets a fresh loop
         try:
             with contextlib.redirect_stdout(out):
-                exec(compile(BLOCKS[index], f"README.md block {index}", "exec"), {})
+                exec(compile(BLOCKS[heading], f"README.md, {heading}", "exec"), {})
         except BaseException as err:  # noqa: BLE001 - re-raised in the test below
             errors.append(err)
 
     thread = threading.Thread(target=run)
     thread.start()
     thread.join(timeout=90)
-    assert not thread.is_alive(), f"README block {index} did not finish"
+    assert not thread.is_alive(), f"the README block under {heading!r} did not finish"
     if errors:
         raise errors[0]
-    assert EXPECTED[index] in out.getvalue(), out.getvalue()
+    assert EXPECTED[heading] in out.getvalue(), out.getvalue()
