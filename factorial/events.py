@@ -8,7 +8,7 @@ from.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -27,6 +27,8 @@ RUN_STEERING_FAILED = "run_steering_failed"
 BATCH_PROGRESS = "batch_progress"
 BATCH_COMPLETED = "batch_completed"
 BATCH_CANCELLED = "batch_cancelled"
+#: A piece of a streamed model answer (``Agent(stream=True)``): ``turn``, ``attempt``, ``data``.
+COMPLETION_CHUNK = "progress_update_completion_chunk"
 
 #: Events a subscriber receives exactly once per task (or batch), even across worker crashes.
 TERMINAL_EVENTS = frozenset(
@@ -55,6 +57,7 @@ BUILTIN_EVENT_TYPES: tuple[str, ...] = (
     BATCH_COMPLETED,
     BATCH_CANCELLED,
     *(f"{PROGRESS_PREFIX}{op}_{phase}" for op in PROGRESS_OPERATIONS for phase in PROGRESS_PHASES),
+    COMPLETION_CHUNK,
 )
 
 
@@ -164,11 +167,18 @@ class EventPublisher:
         task_id: str,
         owner_id: str,
         agent_name: str,
+        flush: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._sink = sink
+        self._flush = flush
         self.task_id = task_id
         self.owner_id = owner_id
         self.agent_name = agent_name
+
+    async def flush(self) -> None:
+        """Send what the sink buffered now, rather than at its next group commit."""
+        if self._flush is not None:
+            await self._flush()
 
     async def publish_event(self, event: AgentEvent | dict[str, Any]) -> None:
         """Publish a custom event (an ``AgentEvent`` or a dict with at least ``event_type``)."""

@@ -17,7 +17,7 @@ from typing import Any
 import openai
 
 from factorial._model_types import ModelRequest, ModelResponse, ToolCall
-from factorial._openai import chat_completion
+from factorial._openai import chat_completion, chat_completion_stream
 from factorial._usage import TokenUsage
 from factorial.errors import UserError
 
@@ -52,7 +52,7 @@ __all__ = [
 class Model:
     """A chat model at a provider.
 
-    Subclass and override ``complete`` to talk to something that is not
+    Subclass and override ``complete`` (and ``stream``) to talk to something that is not
     OpenAI-compatible.
 
     Attributes:
@@ -122,6 +122,21 @@ class Model:
             ModelBehaviorError: The provider's answer cannot be used.
         """
         return await chat_completion(clients.client_for(self), self, request)
+
+    async def stream(
+        self, request: ModelRequest, clients: ModelClients, on_text: Callable[[str], None]
+    ) -> ModelResponse:
+        """Run one streamed chat completion; ``on_text`` gets each text delta as it arrives.
+
+        Used instead of ``complete`` by an ``Agent(stream=True)``. Override it (with
+        ``complete``) for a model that is not OpenAI-compatible; the response must be the
+        same ``complete`` would return, tool calls reassembled.
+
+        Raises:
+            ModelHTTPError: The provider answered with an error status, or the stream broke off.
+            ModelBehaviorError: The provider's answer cannot be used.
+        """
+        return await chat_completion_stream(clients.client_for(self), self, request, on_text)
 
     def _key(self) -> tuple[str, str, str, str | None]:
         return (self.name, self.provider, self.provider_model_id, self.base_url)
