@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from factorial import TokenUsage
+from factorial import Agent, TokenUsage
 from factorial._chunks import ChunkPublisher
 from factorial.errors import ModelBehaviorError, ModelHTTPError, UserError
 from factorial.events import COMPLETION_CHUNK, EventPublisher
@@ -206,3 +206,23 @@ async def test_chunks_left_are_published_after_a_failure() -> None:
 async def test_chunks_without_a_publisher_are_dropped() -> None:
     async with ChunkPublisher(None, turn=0, attempt=1) as chunks:
         chunks.add("nothing to publish to")
+
+
+async def test_inline_run_streams_into_on_event() -> None:
+    events: list[dict[str, Any]] = []
+    agent = Agent(
+        name="inline_streamer",
+        model=ScriptedModel([call_tool("add", a=1, b=2), reply("three, it is")]),
+        tools=[add],
+        stream=True,
+    )
+    run = await agent.run_inline({"query": "1 + 2?"}, on_event=events.append)
+    assert run.output == "three, it is"
+    chunks = [e for e in events if e["event_type"] == COMPLETION_CHUNK]
+    assert "".join(c["data"] for c in chunks) == "three, it is"
+    assert {c["turn"] for c in chunks} == {1}
+
+
+def add(a: int, b: int) -> int:
+    """Add two numbers."""
+    return a + b
