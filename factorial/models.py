@@ -130,12 +130,18 @@ class Model:
 
         Used instead of ``complete`` by an ``Agent(stream=True)``. Override it (with
         ``complete``) for a model that is not OpenAI-compatible; the response must be the
-        same ``complete`` would return, tool calls reassembled.
+        same ``complete`` would return, tool calls reassembled. A subclass that overrides
+        only ``complete`` streams its whole answer as one delta.
 
         Raises:
             ModelHTTPError: The provider answered with an error status, or the stream broke off.
             ModelBehaviorError: The provider's answer cannot be used.
         """
+        if type(self).complete is not Model.complete:
+            response = await self.complete(request, clients)
+            if response.content:
+                on_text(response.content)
+            return response
         return await chat_completion_stream(clients.client_for(self), self, request, on_text)
 
     def _key(self) -> tuple[str, str, str, str | None]:

@@ -13,7 +13,7 @@ from factorial import Agent, TokenUsage
 from factorial._chunks import ChunkPublisher
 from factorial.errors import ModelBehaviorError, ModelHTTPError, UserError
 from factorial.events import COMPLETION_CHUNK, EventPublisher
-from factorial.models import ModelClients
+from factorial.models import Model, ModelClients, ModelRequest, ModelResponse
 from factorial.testing import ScriptedModel, call_tool, reply
 from tests.unit.test_openai_http import (
     SEARCH_TOOL,
@@ -226,3 +226,18 @@ async def test_inline_run_streams_into_on_event() -> None:
 def add(a: int, b: int) -> int:
     """Add two numbers."""
     return a + b
+
+
+class _Echo(Model):
+    """A custom model that only knows how to ``complete``."""
+
+    async def complete(self, request: ModelRequest, clients: ModelClients) -> ModelResponse:
+        return ModelResponse(content=f"echo {request.turn}", finish_reason="stop")
+
+
+async def test_a_model_without_stream_gives_its_answer_as_one_delta() -> None:
+    seen: list[str] = []
+    response = await _Echo("echo", "custom", "echo", 1000).stream(
+        _request(turn=4), ModelClients(), seen.append
+    )
+    assert response.content == "echo 4" and seen == ["echo 4"]
