@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import openai
 from openai.lib.streaming.chat import ChatCompletionStreamState
 
@@ -82,7 +81,7 @@ async def chat_completion_stream(
                 for choice in chunk.choices:
                     if choice.index == 0 and choice.delta.content:
                         on_text(choice.delta.content)
-    except (openai.OpenAIError, json.JSONDecodeError, httpx.HTTPError) as exc:
+    except (openai.OpenAIError, json.JSONDecodeError) as exc:
         raise map_openai_error(exc) from exc
     if not chunks:
         raise ModelBehaviorError("model stream ended without a single chunk")
@@ -124,12 +123,6 @@ def map_openai_error(exc: BaseException) -> FactorialError:
         )
     if isinstance(exc, openai.APIResponseValidationError):
         return ModelBehaviorError(f"model response does not match the expected schema: {exc}")
-    if isinstance(exc, httpx.TimeoutException):
-        return ModelHTTPError(f"model stream timed out: {exc}", status_code=408)
-    if isinstance(exc, httpx.HTTPError):
-        return ModelHTTPError(
-            f"model stream broke off: {type(exc).__name__}: {exc}", status_code=0, retryable=True
-        )
     if isinstance(exc, json.JSONDecodeError):
         return ModelBehaviorError(f"model response body is not valid JSON: {exc}")
     return ModelBehaviorError(f"model call failed: {type(exc).__name__}: {exc}")

@@ -47,6 +47,8 @@ class Canned:
     chunks: list[dict[str, Any] | str] | None = None
     #: Seconds between two streamed chunks.
     chunk_delay: float = 0.0
+    #: Whether the stream ends with ``data: [DONE]``.
+    done: bool = True
 
 
 class FakeOpenAIServer(ThreadingHTTPServer):
@@ -93,8 +95,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(canned.status)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Cache-Control", "no-cache")
+            for name, value in canned.headers.items():
+                self.send_header(name, value)
             self.end_headers()
-            for i, chunk in enumerate([*canned.chunks, "[DONE]"]):
+            for i, chunk in enumerate([*canned.chunks, *(["[DONE]"] if canned.done else [])]):
                 if i and canned.chunk_delay and self.server.stopping.wait(canned.chunk_delay):
                     return
                 data = chunk if isinstance(chunk, str) else json.dumps(chunk)

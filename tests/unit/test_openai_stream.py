@@ -241,3 +241,27 @@ async def test_a_model_without_stream_gives_its_answer_as_one_delta() -> None:
         _request(turn=4), ModelClients(), seen.append
     )
     assert response.content == "echo 4" and seen == ["echo 4"]
+
+
+async def test_stream_that_breaks_off_is_a_retryable_http_error(
+    server: FakeOpenAIServer, clients: ModelClients
+) -> None:
+    # The body promises more bytes than come before the connection closes.
+    server.canned = Canned(
+        chunks=text_chunks(["cut"], finish_reason=None, usage=False),
+        headers={"Content-Length": "100000"},
+        done=False,
+    )
+    with pytest.raises(ModelHTTPError, match="RemoteProtocolError") as info:
+        await _model(server).stream(_request(), clients, lambda _: None)
+    assert (info.value.status_code, info.value.retryable) == (0, True)
+
+
+async def test_stream_that_stalls_times_out(
+    server: FakeOpenAIServer, clients: ModelClients
+) -> None:
+    server.canned = Canned(chunks=text_chunks(["a", "b"]), chunk_delay=3)
+    seen: list[str] = []
+    with pytest.raises(ModelHTTPError, match="timed out") as info:
+        await _model(server).stream(_request(timeout=0.5), clients, seen.append)
+    assert (info.value.status_code, info.value.retryable) == (408, True)
