@@ -12,6 +12,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from temporalio.api.enums.v1 import EventType
+
 from factorial import (
     Agent,
     AgentContext,
@@ -25,7 +27,9 @@ from factorial import (
 from factorial.errors import ModelHTTPError
 from factorial.models import ModelRequest, ModelResponse, TokenUsage
 from factorial.testing import Fail, Reply, ScriptedModel, call_tool, reply
+from factorial.workflows._children import PENDING_CHILDREN_EVENT_PATCH
 from tests.conftest import BOTH_TURN_MODES, collect_events, has_event
+from tests.integration.test_replay import replay
 
 pytestmark = BOTH_TURN_MODES
 
@@ -111,6 +115,15 @@ async def test_a_parked_task_announces_its_child_task_ids(
     assert parked["batch_ids"] == [batch_id]
     children_ended = [e for e in of_type(events, "run_completed") if e["task_id"] != task.id]
     assert sorted(e["task_id"] for e in children_ended) == parked["child_task_ids"]
+    # The event is a patched command: its history records the patch and replays.
+    history = await (await orchestrator.client()).get_workflow_handle(task.id).fetch_history()
+    markers = [
+        e.SerializeToString()
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+    ]
+    assert any(PENDING_CHILDREN_EVENT_PATCH.encode() in data for data in markers), markers
+    await replay(history)
 
 
 @publish_progress
