@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from typing import Any
 
 import pytest
@@ -92,3 +94,25 @@ def test_bad_uses_are_refused() -> None:
         publish_progress(name="")
     with pytest.raises(UserError, match="function or method"):
         publish_progress(len)  # type: ignore[type-var]
+
+
+async def test_events_from_a_worker_thread_reach_the_sink_on_the_loop_thread() -> None:
+    loop_thread = threading.get_ident()
+    seen: list[tuple[str, int]] = []
+    publisher = EventPublisher(
+        lambda event: seen.append((event["event_type"], threading.get_ident())),
+        task_id="t",
+        owner_id="o",
+        agent_name="a",
+    )
+    token = ExecutionContext(task_id="t", owner_id="o", events=publisher)._bind()
+    try:
+        assert await asyncio.to_thread(double, 1) == {"n": 2}
+        publisher.emit("on_the_loop")
+    finally:
+        ExecutionContext._unbind(token)
+    assert seen == [
+        ("progress_update_double_started", loop_thread),
+        ("progress_update_double_completed", loop_thread),
+        ("on_the_loop", loop_thread),
+    ]
