@@ -116,3 +116,17 @@ async def test_events_from_a_worker_thread_reach_the_sink_on_the_loop_thread() -
         ("progress_update_double_completed", loop_thread),
         ("on_the_loop", loop_thread),
     ]
+
+
+async def test_a_lifecycle_hook_publishes_too() -> None:
+    @publish_progress(name="audit")
+    def on_turn_start(agent_ctx: AgentContext, execution_ctx: ExecutionContext) -> int:
+        return agent_ctx.turn
+
+    events: list[dict[str, Any]] = []
+    agent = Agent(model=ScriptedModel([reply("done")]), on_turn_start=on_turn_start)
+    await agent.run_inline(AgentContext(query="go"), on_event=events.append)
+    assert progress(events) == [
+        ("progress_update_audit_started", None),
+        ("progress_update_audit_completed", 0),
+    ]
