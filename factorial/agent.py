@@ -210,7 +210,11 @@ class BaseAgent(Generic[ContextT]):
     async def completion(
         self, agent_ctx: ContextT, messages: list[dict[str, Any]]
     ) -> ModelResponse:
-        """Ask the model for the next message; its usage priced at the model's prices."""
+        """Ask the model for the next message; its usage priced at the model's prices.
+
+        The model is ``resolve_model``'s choice for this attempt of the turn
+        (``Model.for_attempt``: a ``fallback_models`` picks by ``agent_ctx.attempt``).
+        """
         execution_ctx = ExecutionContext.current()
         request = ModelRequest(
             messages=messages,
@@ -222,13 +226,14 @@ class BaseAgent(Generic[ContextT]):
             attempt=agent_ctx.attempt,
         )
         clients = execution_ctx._clients or ModelClients()
-        model = self.resolve_model(agent_ctx)
+        model = self.resolve_model(agent_ctx).for_attempt(agent_ctx.attempt)
         if self.stream:
             response = await streamed_completion(model, request, clients, execution_ctx.events)
         else:
             response = await model.complete(request, clients)
         if response.usage is not None:
             response.usage = model.priced(response.usage)
+        response.model = model.name
         return response
 
     async def tool_action(self, tool_call: ToolCall, agent_ctx: ContextT) -> ToolActionResult:

@@ -28,11 +28,13 @@ __all__ = [
     "ModelClients",
     "ModelRequest",
     "ModelResponse",
+    "FallbackModel",
     "ModelSettings",
     "TokenUsage",
     "ToolCall",
     "claude_4_opus",
     "claude_4_sonnet",
+    "fallback_models",
     "gpt_4o",
     "gpt_4o_mini",
     "gpt_5",
@@ -103,6 +105,10 @@ class Model:
         priced.prompt_price = prompt
         priced.completion_price = completion
         return priced
+
+    def for_attempt(self, attempt: int) -> Model:
+        """The model that answers ``attempt`` of a turn: this one (see ``fallback_models``)."""
+        return self
 
     def priced(self, usage: TokenUsage) -> TokenUsage:
         """``usage`` with its ``cost`` at this model's prices (unchanged if it has none)."""
@@ -370,3 +376,6 @@ CATALOG: dict[str, Model] = {
     )
 }
 """The ready-made models by ``name``."""
+
+# At the end: ``FallbackModel`` subclasses ``Model``, defined above.
+from factorial._fallback import FallbackModel, fallback_models  # noqa: E402

@@ -24,6 +24,7 @@ EXPECTED = {  # a line each block must print, by the heading it is under
     "A deferred tool (human in the loop) and steering": "Heard: Pay in euros.",
     "Cancellation": "cancelled",
     "Streaming completions": "streamed: Durable answers, streamed word by word.",
+    "Fallback models and custom progress": "model: secondary",
 }
 
 
