@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import openai
 
@@ -20,6 +20,9 @@ from factorial._model_types import ModelRequest, ModelResponse, ToolCall
 from factorial._openai import chat_completion, chat_completion_stream
 from factorial._usage import TokenUsage
 from factorial.errors import UserError
+
+if TYPE_CHECKING:
+    from factorial._fallback import FallbackModel, fallback_models
 
 __all__ = [
     "CATALOG",
@@ -377,5 +380,12 @@ CATALOG: dict[str, Model] = {
 }
 """The ready-made models by ``name``."""
 
-# At the end: ``FallbackModel`` subclasses ``Model``, defined above.
-from factorial._fallback import FallbackModel, fallback_models  # noqa: E402
+
+def __getattr__(name: str) -> Any:
+    # ``FallbackModel`` subclasses ``Model``: loaded on first use, so that importing either
+    # module first works.
+    if name in ("FallbackModel", "fallback_models"):
+        from factorial import _fallback
+
+        return getattr(_fallback, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
