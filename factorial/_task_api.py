@@ -15,6 +15,7 @@ from temporalio.service import RPCError
 
 from factorial import _batches, _tasks
 from factorial import _wire as wire
+from factorial._ids import idempotent_id
 from factorial._orchestrator_base import OrchestratorBase
 from factorial.agent import BaseAgent
 from factorial.context import AgentContext
@@ -40,22 +41,38 @@ class TaskAPI(OrchestratorBase):
         *,
         owner_id: str | None = None,
         payload: AgentContext | dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
     ) -> Task:
         """Start a task of ``agent`` and return it (status ``queued``).
 
         Pass either a ``task`` from ``agent.create_task(...)`` or ``owner_id`` and ``payload``.
+
+        With an ``idempotency_key``, the task's id is derived from its owner and the key, and
+        every call with the same owner and key returns that one task, never a second run:
+        concurrent calls, and calls after it ended, for as long as Temporal keeps the ended
+        run (the namespace's retention period).
 
         Raises:
             AgentNotRegisteredError: The agent is not registered here.
             InvalidPayloadError: The payload does not validate as the agent's context.
             InvalidIdError: The owner or task id is not usable as a workflow id.
             PayloadTooLargeError: The payload is larger than Temporal accepts.
+            IdempotencyConflictError: The key names a task of another agent or payload.
         """
         config = self._config_of(agent)
         task, context = _tasks.new_task(agent, task, owner_id, payload)
+        if idempotency_key is not None:
+            key_id = idempotent_id("task", task.metadata.owner_id, idempotency_key)
+            task = task.model_copy(update={"id": key_id})
         client = await self.client()
         started = await _tasks.start_task(
-            client, agent, config, task, context, self._search_attributes
+            client,
+            agent,
+            config,
+            task,
+            context,
+            self._search_attributes,
+            idempotent=idempotency_key is not None,
         )
         started._orchestrator = self
         return started

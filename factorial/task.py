@@ -47,6 +47,8 @@ class TaskMetadata(BaseModel):
     created_at: datetime | None = None
     batch_id: str | None = None
     parent_id: str | None = None
+    #: The ended task this one continues (``Orchestrator.resume_task``).
+    resumed_from: str | None = None
 
 
 class Task(BaseModel):
