@@ -14,7 +14,6 @@ from factorial import (
     BaseAgent,
     ExecutionContext,
     HookSignatureError,
-    IdempotencyConflictError,
     InlineRunError,
     InvalidPayloadError,
     MaxTurnsExceeded,
