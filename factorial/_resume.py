@@ -76,10 +76,14 @@ def resumed_task(
 ) -> tuple[Task, dict[str, Any]]:
     """The new task that continues ``old`` with ``messages``, and its payload.
 
-    The conversation goes on from where it ended; the run's count of turns starts again.
+    The conversation goes on from where it ended (a task that failed in its first turn: from
+    its query); the run's count of turns starts again.
     """
     payload = dict(context)
-    payload["messages"] = [*context.get("messages", []), *messages]
+    before = list(context.get("messages") or [])
+    if not before and context.get("query"):
+        before = [{"role": "user", "content": context["query"]}]
+    payload["messages"] = [*before, *messages]
     payload.update(turn=0, output=None, attempt=1)
     task = Task(
         id=resumed_task_id(old.task_id),
