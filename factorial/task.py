@@ -94,6 +94,11 @@ class Task(BaseModel):
         """Add messages to the conversation at the next turn boundary."""
         await self._require().steer_task(self.id, messages)
 
+    async def resume(self, messages: list[dict[str, Any]]) -> Task:
+        """Continue this ended task's conversation as a new task (``resume_task``)."""
+        resumed: Task = await self._require().resume_task(self.id, messages)
+        return resumed
+
 
 class BatchMetadata(BaseModel):
     """Bookkeeping of a batch."""

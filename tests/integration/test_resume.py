@@ -9,10 +9,13 @@ import pytest
 
 from factorial import (
     Agent,
+    AgentWorkerConfig,
     InvalidPayloadError,
     Orchestrator,
+    TaskFailedError,
     TaskNotFoundError,
     TaskStateError,
+    TaskStatus,
 )
 from factorial._model_types import ModelRequest
 from factorial.testing import Fail, Reply, ScriptedModel, call_tool
@@ -76,7 +79,7 @@ async def test_resume_a_completed_task_without_a_worker_for_it(
     assert data is not None and data["resumed_from"] == first.id and data["turn"] == 1
 
     # A resumed task resumes too; the id stays derived from the first one.
-    third = await orchestrator.resume_task(second.id, [{"role": "user", "content": "last"}])
+    third = await second.resume([{"role": "user", "content": "last"}])
     assert third.id.startswith(f"{first.id}.resumed.") and third.id.count(".resumed.") == 1
     assert await third.result() == "answer to last"
     assert [c for r, c in conversation(requests[-1].messages) if r == "user"] == [
@@ -158,3 +161,46 @@ async def test_resume_refuses_running_cancelled_unknown_and_bad_input(
         await orchestrator.resume_task(cancelled.id, more)
     release.set()
     assert await running.result() == "done"
+
+
+async def test_idempotent_and_resumed_across_continue_as_new(
+    orchestrator: Orchestrator, unique: Any
+) -> None:
+    requests: list[ModelRequest] = []
+
+    def answer(request: ModelRequest) -> Reply | Fail:
+        requests.append(request)
+        if request.messages[-1]["content"] == "go on":
+            return Reply(content="went on")
+        if request.turn < 8:
+            return call_tool("lookup", city=f"city {request.turn}")
+        return Fail(status_code=400, times=99, message="bad request")
+
+    agent = Agent(name=unique("chatty"), tools=[lookup], model=ScriptedModel(answer))
+    config = AgentWorkerConfig(continue_as_new_bytes=4096)
+    orchestrator.register_runner(agent=agent, agent_worker_config=config)
+    await orchestrator.start_workers()
+    owner = unique("owner")
+
+    def enqueue() -> Any:
+        return orchestrator.enqueue_task(
+            agent, owner_id=owner, payload={"query": "go"}, idempotency_key="long"
+        )
+
+    task = await enqueue()
+    with pytest.raises(TaskFailedError):
+        await task.result()
+    client = await orchestrator.client()
+    latest = await client.get_workflow_handle(task.id).fetch_history()
+    started = latest.events[0].workflow_execution_started_event_attributes
+    assert started.continued_execution_run_id, "the task should have continued as new"
+
+    again = await enqueue()  # its memo (the key's record) went on with it
+    assert again.id == task.id and again.status == TaskStatus.FAILED
+    assert len(requests) == 9
+
+    resumed = await orchestrator.resume_task(task.id, [{"role": "user", "content": "go on"}])
+    assert await resumed.result() == "went on"
+    said = conversation(requests[-1].messages)
+    assert [c for r, c in said if r == "tool"] == [f"city {i} is sunny" for i in range(8)]
+    assert said[0] == ("user", "go") and said[-1] == ("user", "go on")
