@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowHandle
@@ -30,7 +31,10 @@ from factorial.task import Task, TaskStatus
 
 
 def fingerprint(agent_name: str, payloads: Sequence[dict[str, Any]]) -> dict[str, str]:
-    """What the memo of a run enqueued with a key records: its agent and payloads' hash."""
+    """What the memo of a run enqueued with a key records: its agent and payloads' hash.
+
+    A task's memo also records when it was created (``created_at``), which ``check`` ignores.
+    """
     encoded = json.dumps(list(payloads), sort_keys=True, separators=(",", ":"), default=str)
     return {"agent": agent_name, "payloads_sha256": hashlib.sha256(encoded.encode()).hexdigest()}
 
@@ -78,7 +82,7 @@ async def check(
         )
 
 
-def task_of(
+async def task_of(
     description: WorkflowExecutionDescription, task: Task, closed: TaskStatus | None
 ) -> Task:
     """The task a key named: ``task`` (same agent and payload) as it is now, no worker asked.
@@ -91,5 +95,10 @@ def task_of(
             SearchAttributeKey.for_keyword(wire.SA_STATUS)
         )
         status = TaskStatus(indexed) if indexed else TaskStatus.QUEUED
-    metadata = task.metadata.model_copy(update={"created_at": description.start_time})
+    found: dict[str, str] = await description.memo_value(
+        wire.IDEMPOTENCY_MEMO, {}, type_hint=dict[str, str]
+    )
+    created = found.get("created_at")  # the first run's start (continue-as-new starts others)
+    created_at = datetime.fromisoformat(created) if created else description.start_time
+    metadata = task.metadata.model_copy(update={"created_at": created_at})
     return task.model_copy(update={"status": status, "metadata": metadata})

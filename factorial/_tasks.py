@@ -139,7 +139,8 @@ async def start_task(
         memo[wire.RESUMED_FROM_MEMO] = inp.resumed_from
     expected = _idempotency.fingerprint(agent.name, [inp.payload]) if idempotent else None
     if expected is not None:
-        memo[wire.IDEMPOTENCY_MEMO] = expected
+        created = inp.created_at.isoformat() if inp.created_at else ""
+        memo[wire.IDEMPOTENCY_MEMO] = {**expected, "created_at": created}
     try:
         await client.start_workflow(
             wire.TASK_WORKFLOW,
@@ -161,7 +162,7 @@ async def start_task(
         return started
     # Started now or before (by a racing caller, or a run that has ended): read it back.
     _, description = await _idempotency.read_back(client, task.id, expected, "task")
-    return _idempotency.task_of(description, started, _closed_status(description))
+    return await _idempotency.task_of(description, started, _closed_status(description))
 
 
 async def result(handle: Handle, task_id: str) -> Any:

@@ -54,6 +54,7 @@ async def test_racing_enqueues_with_one_key_start_one_task(
     assert len({t.id for t in tasks}) == 1
     task = tasks[0]
     assert all(t.agent == agent.name and t.metadata.owner_id == owner for t in tasks)
+    assert len({t.metadata.created_at for t in tasks}) == 1  # the run's, whoever started it
     assert await task.result() == "done q"
     client = await orchestrator.client()
     first_run = (await client.get_workflow_handle(task.id).describe()).run_id

@@ -197,6 +197,7 @@ async def test_idempotent_and_resumed_across_continue_as_new(
 
     again = await enqueue()  # its memo (the key's record) went on with it
     assert again.id == task.id and again.status == TaskStatus.FAILED
+    assert again.metadata.created_at == task.metadata.created_at
     assert len(requests) == 9
 
     resumed = await orchestrator.resume_task(task.id, [{"role": "user", "content": "go on"}])
