@@ -63,6 +63,9 @@ async def test_racing_enqueues_with_one_key_start_one_task(
     again = await enqueue()
     assert again.id == task.id and again.status == TaskStatus.COMPLETED
     assert await again.result() == "done q"
+    made = agent.create_task(owner_id=owner, payload={"query": "q"})  # its own id gives way
+    from_task = await orchestrator.enqueue_task(agent, made, idempotency_key="order-1")
+    assert from_task.id == task.id != made.id
     assert await workflow_ids(orchestrator, task.id, closed=1) == [first_run]
     assert calls == [task.id]
 
