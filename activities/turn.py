@@ -125,6 +125,7 @@ class AgentActivities:
             task_id=inp.task_id,
             owner_id=inp.owner_id,
             agent_name=agent.name,
+            flush=lambda: streams.flush(inp.owner_id),
         )
         execution_ctx = ExecutionContext(
             task_id=inp.task_id,

@@ -14,6 +14,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from factorial._custom_progress import publish_progress
     from factorial._usage import TokenUsage
     from factorial.agent import Agent, BaseAgent, RunCompletion, TurnCompletion
     from factorial.context import AgentContext, ExecutionContext
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
         UserError,
     )
     from factorial.events import AgentEvent, EventPublisher, EventStreamConfig
-    from factorial.models import Model, ModelSettings
+    from factorial.models import Model, ModelSettings, fallback_models
     from factorial.orchestrator import Orchestrator
     from factorial.task import (
         Batch,
@@ -113,12 +114,15 @@ __all__ = [
     "UserError",
     "deferred_result",
     "deferred_tool",
+    "fallback_models",
     "forking_tool",
     "function_tool",
+    "publish_progress",
 ]
 
 #: Where each public name is defined.
 _DEFINED_IN: dict[str, tuple[str, ...]] = {
+    "factorial._custom_progress": ("publish_progress",),
     "factorial._usage": ("TokenUsage",),
     "factorial.agent": ("Agent", "BaseAgent", "RunCompletion", "TurnCompletion"),
     "factorial.context": ("AgentContext", "ExecutionContext"),
@@ -148,7 +152,7 @@ _DEFINED_IN: dict[str, tuple[str, ...]] = {
         "UserError",
     ),
     "factorial.events": ("AgentEvent", "EventPublisher", "EventStreamConfig"),
-    "factorial.models": ("Model", "ModelSettings"),
+    "factorial.models": ("Model", "ModelSettings", "fallback_models"),
     "factorial.orchestrator": ("Orchestrator",),
     "factorial.task": (
         "Batch",

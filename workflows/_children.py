@@ -32,6 +32,13 @@ with workflow.unsafe.imports_passed_through():
 
 #: Tasks recorded before 0.2 started their children as a (legacy) ``BatchWorkflow``.
 AGENT_BATCH_PATCH = "sub-agents-in-agent-batch-workflow"
+#: Tasks recorded before ``task_pending_child_task_results`` existed did not publish it.
+PENDING_CHILDREN_EVENT_PATCH = "task-pending-child-task-results-event"
+
+
+def child_task_ids(request: ChildBatchRequest) -> list[str]:
+    """The ids of the tasks one sub-agent batch request starts, in order."""
+    return [task_id_of(request.batch_id, i) for i in range(len(request.payloads))]
 
 
 async def run_child_batch(inp: TaskInput, request: ChildBatchRequest) -> list[SubTaskResult]:
@@ -86,8 +93,8 @@ async def run_child_batch(inp: TaskInput, request: ChildBatchRequest) -> list[Su
     except ChildWorkflowError as err:
         error = str(err.cause or err)
         return [
-            SubTaskResult(task_id=task_id_of(request.batch_id, i), status="failed", error=error)
-            for i in range(len(request.payloads))
+            SubTaskResult(task_id=task_id, status="failed", error=error)
+            for task_id in child_task_ids(request)
         ]
     return snapshot.results or []
 

@@ -4,10 +4,10 @@ The loop: apply steering, run the ``run_turn`` activity, then finish, or wait fo
 tool results, or run the next turn. The workflow owns the state between turns (context,
 status, pending deferred calls, steering) and answers the ``snapshot`` query. Lifecycle
 events that must arrive exactly once (``agent_output``, ``run_completed``, ``run_failed``,
-``run_cancelled``, steering and pending-tool events) are sent from here as external signals
-to the owner's stream workflow: Temporal records each signal once in history, so a crashed
-worker can never send one twice. ``run_started`` and the per-turn progress events come
-from the turn activity, in order, as they happen.
+``run_cancelled``, steering, pending-tool and pending-child events) are sent from here as
+external signals to the owner's stream workflow: Temporal records each signal once in
+history, so a crashed worker can never send one twice. ``run_started`` and the per-turn
+progress events come from the turn activity, in order, as they happen.
 
 The pieces the workflow owns: running a turn as a local or regular activity
 (``_turn``), the deferred tool calls it waits for (``_deferred``), the lifecycle hooks run
@@ -23,7 +23,12 @@ from temporalio import workflow
 from temporalio.common import SearchAttributeKey
 from temporalio.exceptions import ApplicationError, is_cancelled_exception
 
-from factorial.workflows._children import run_child_batch, sub_task_results_message
+from factorial.workflows._children import (
+    PENDING_CHILDREN_EVENT_PATCH,
+    child_task_ids,
+    run_child_batch,
+    sub_task_results_message,
+)
 from factorial.workflows._deferred import DeferredTools
 from factorial.workflows._emitter import StreamEmitter
 from factorial.workflows._hooks import run_hook
@@ -201,6 +206,12 @@ class AgentTaskWorkflow:
         descendant); ``asyncio.gather`` waits until each has finished cancelling.
         """
         self._set_status("pending_child_tasks")
+        if workflow.patched(PENDING_CHILDREN_EVENT_PATCH):
+            self._emit(
+                ev.TASK_PENDING_CHILD_TASK_RESULTS,
+                child_task_ids=[task_id for r in requests for task_id in child_task_ids(r)],
+                batch_ids=[r.batch_id for r in requests],
+            )
         outcomes = await asyncio.gather(*(run_child_batch(self._inp, r) for r in requests))
         results = [result for batch in outcomes for result in batch]
         for result in results:

@@ -83,6 +83,8 @@ def test_public_api_is_pinned() -> None:
             "deferred_tool",
             "forking_tool",
             "function_tool",
+            "fallback_models",
+            "publish_progress",
         ]
     )
     for name in factorial.__all__:
