@@ -9,6 +9,7 @@ import pytest
 
 from factorial import (
     Agent,
+    AgentNotRegisteredError,
     AgentWorkerConfig,
     InvalidPayloadError,
     Orchestrator,
@@ -130,7 +131,7 @@ async def test_resume_a_failed_task(orchestrator: Orchestrator, unique: Any) -> 
 
 
 async def test_resume_refuses_running_cancelled_unknown_and_bad_input(
-    orchestrator: Orchestrator, unique: Any
+    orchestrator: Orchestrator, unique: Any, temporal_server: Any
 ) -> None:
     release = asyncio.Event()
 
@@ -161,6 +162,14 @@ async def test_resume_refuses_running_cancelled_unknown_and_bad_input(
         await orchestrator.resume_task(cancelled.id, more)
     release.set()
     assert await running.result() == "done"
+
+    # An orchestrator that does not know the task's agent cannot start its next run.
+    stranger = Orchestrator(temporal_address=temporal_server.address)
+    try:
+        with pytest.raises(AgentNotRegisteredError, match=agent.name):
+            await stranger.resume_task(running.id, more)
+    finally:
+        await stranger.close()
 
 
 async def test_idempotent_and_resumed_across_continue_as_new(
