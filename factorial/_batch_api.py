@@ -26,10 +26,17 @@ class BatchAPI(OrchestratorBase):
         agent: BaseAgent[Any],
         owner_id: str,
         payloads: Sequence[AgentContext | dict[str, Any]],
+        *,
+        idempotency_key: str | None = None,
     ) -> Batch:
         """Start one task of ``agent`` per payload, tracked together as a batch.
 
         Every payload is validated first: on any error nothing is started.
+
+        With an ``idempotency_key``, the batch's id is derived from ``owner_id`` and the key,
+        and every call with them returns that one batch, read back (same ``task_ids``), never
+        a second run: concurrent calls, and calls after it ended, for as long as Temporal
+        keeps the ended run (the namespace's retention period).
 
         Raises:
             AgentNotRegisteredError: The agent is not registered here.
@@ -37,6 +44,7 @@ class BatchAPI(OrchestratorBase):
             InvalidPayloadError: No payloads, or one does not validate (its index is named).
             InvalidIdError: The owner id is not usable as part of a workflow id.
             PayloadTooLargeError: One payload is larger than Temporal accepts.
+            IdempotencyConflictError: The key names a batch of another agent or payloads.
         """
         config = self._config_of(agent)
         client = await self.client()
@@ -49,6 +57,7 @@ class BatchAPI(OrchestratorBase):
             self.batch_chunk_size,
             self.max_running_tasks,
             self._search_attributes,
+            idempotency_key,
         )
 
     async def get_batch(self, batch_id: str) -> Batch:

@@ -36,12 +36,13 @@ from temporalio.client import (
     WorkflowHandle,
 )
 from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from factorial import _tasks
+from factorial import _idempotency, _tasks
 from factorial import _wire as wire
 from factorial._cancelling import cancel_each
-from factorial._ids import new_batch_id, validate_id
+from factorial._ids import idempotent_id, new_batch_id, validate_id
 from factorial._payloads import chunk_payloads
 from factorial._progress import max_units, percent
 from factorial._tasks import QUERY_TIMEOUT
@@ -78,8 +79,12 @@ async def enqueue(
     chunk_size: int,
     max_running: int,
     search_attributes: frozenset[str],
+    idempotency_key: str | None = None,
 ) -> Batch:
-    """Validate every payload (nothing starts if one fails), then start the batch."""
+    """Validate every payload (nothing starts if one fails), then start the batch.
+
+    With an ``idempotency_key``, start it once and read it back (``factorial._idempotency``).
+    """
     validate_id(owner_id, "owner id")
     if not payloads:
         raise InvalidPayloadError("a batch needs at least one payload")
@@ -96,8 +101,9 @@ async def enqueue(
             f"a batch of {len(contexts)} tasks needs {len(chunks)} leaves, over the "
             f"{MAX_LEAVES} one batch runs; raise batch_chunk_size or split the batch"
         )
+    key_id = None if idempotency_key is None else idempotent_id("batch", owner_id, idempotency_key)
     inp = wire.BatchInput(
-        batch_id=new_batch_id(),
+        batch_id=key_id or new_batch_id(),
         owner_id=owner_id,
         agent_name=agent.name,
         task_queue=agent_task_queue(agent.name, config),
@@ -108,8 +114,13 @@ async def enqueue(
         track_status=wire.SA_STATUS in search_attributes,
         hooks=agent.hooks_outside_turns(),
     )
-    await start_batch(client, inp, chunks, max_running)
-    return new_batch_record(inp)
+    if key_id is None:
+        await start_batch(client, inp, chunks, max_running)
+        return new_batch_record(inp)
+    expected = _idempotency.fingerprint(agent.name, contexts)
+    with contextlib.suppress(WorkflowAlreadyStartedError):  # it ran and has ended: read it
+        await start_batch(client, inp, chunks, max_running, {wire.IDEMPOTENCY_MEMO: expected})
+    return await read(*await _idempotency.read_back(client, key_id, expected, "batch"))
 
 
 async def read(
@@ -190,16 +201,24 @@ async def cancel(
 
 
 async def start_batch(
-    client: Client, base: wire.BatchInput, chunks: list[list[dict[str, Any]]], max_running: int
+    client: Client,
+    base: wire.BatchInput,
+    chunks: list[list[dict[str, Any]]],
+    max_running: int,
+    once: dict[str, Any] | None = None,
 ) -> None:
-    """Start the workflows of batch ``base.batch_id``: one lone leaf, or leaves then a root."""
+    """Start the workflows of batch ``base.batch_id``: one lone leaf, or leaves then a root.
+
+    ``once`` (an idempotent batch's memo): starts use the workflow running under their id,
+    and a failed start is not undone (other callers share the leaves; the key retries it).
+    """
     window = max(1, math.ceil(max_running / len(chunks)))
     starting = max(1, min(window, math.ceil(MAX_STARTING / len(chunks))))
     summary = f"batch of {base.total_tasks} {base.agent_name} tasks for {base.owner_id}"
     if len(chunks) == 1:
         update = {"payloads": chunks[0], "max_running": window, "max_starting": starting}
         lone = base.model_copy(update=update)
-        await _start(client, lone, base.batch_id, summary)
+        await _start(client, lone, base.batch_id, summary, once)
         return
     leaves = _leaves(base, chunks, window, starting)
     started: list[str] = []
@@ -212,13 +231,15 @@ async def start_batch(
                 last = leaf.first_index + len(leaf.payloads or []) - 1
                 tasks = f"tasks {leaf.first_index}-{last}"
                 text = f"part {leaf.chunk_index} of batch {base.batch_id}: {tasks}"
-                await _start(client, leaf, leaf_id, text)
+                await _start(client, leaf, leaf_id, text, once)
                 started.append(leaf_id)
 
         await asyncio.gather(*(start_leaf(leaf) for leaf in leaves))
         root = base.model_copy(update={"leaf_sizes": [len(chunk) for chunk in chunks]})
-        await _start(client, root, base.batch_id, summary)
+        await _start(client, root, base.batch_id, summary, once)
     except BaseException:
+        if once is not None:
+            raise
         # Best effort: leave no leaf of a batch that failed to start running.
         await cancel_each(client, started, best_effort=True)
         raise
@@ -282,13 +303,16 @@ def _report_step(base: wire.BatchInput, leaf_tasks: int) -> int:
     return min(batch_step, leaf_step)
 
 
-def _start(client: Client, inp: wire.BatchInput, workflow_id: str, summary: str) -> Awaitable[Any]:
+def _start(
+    client: Client, inp: wire.BatchInput, workflow_id: str, about: str, once: dict[str, Any] | None
+) -> Awaitable[Any]:
     # The batch itself (not a leaf of it) starts with its summary in its memo, so get_batch
     # answers before any worker has run it.
     own = inp.report_to is None
     memo: dict[str, Any] = {}
     if own:
         memo[wire.BATCH_SUMMARY_MEMO] = wire.BatchSummary.of(_first_snapshot(inp))
+        memo.update(once or {})
     if inp.retry_of:
         memo[wire.RETRY_OF_MEMO] = inp.retry_of
     return client.start_workflow(
@@ -297,8 +321,9 @@ def _start(client: Client, inp: wire.BatchInput, workflow_id: str, summary: str)
         id=workflow_id,
         task_queue=wire.BATCH_TASK_QUEUE,
         search_attributes=wire.batch_search_attributes(inp, "active"),
-        static_summary=summary,
+        static_summary=about,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        id_conflict_policy=_idempotency.conflict_policy(once is not None),
         memo=memo or None,
     )
 

@@ -78,6 +78,8 @@ class TaskInput(BaseModel):
     turn_report_delay: float = 0.0
     # The lifecycle hooks its agent defines; None (unknown) runs the hook activity anyway.
     hooks: list[str] | None = None
+    # The ended task this one continues (``Orchestrator.resume_task``).
+    resumed_from: str | None = None
     # Carried across continue-as-new only.
     started: bool = False
     steering: list[list[dict[str, Any]]] = Field(default_factory=list)
@@ -210,3 +212,5 @@ class TaskSnapshot(BaseModel):
     created_at: datetime | None = None
     #: Tokens (and cost) of the task's turns so far, and of its sub-agents' ended batches.
     usage: TokenUsage = Field(default_factory=TokenUsage)
+    #: The ended task this one continues (``Orchestrator.resume_task``).
+    resumed_from: str | None = None

@@ -47,6 +47,8 @@ class TaskMetadata(BaseModel):
     created_at: datetime | None = None
     batch_id: str | None = None
     parent_id: str | None = None
+    #: The ended task this one continues (``Orchestrator.resume_task``).
+    resumed_from: str | None = None
 
 
 class Task(BaseModel):
@@ -91,6 +93,11 @@ class Task(BaseModel):
     async def steer(self, messages: list[dict[str, Any]]) -> None:
         """Add messages to the conversation at the next turn boundary."""
         await self._require().steer_task(self.id, messages)
+
+    async def resume(self, messages: list[dict[str, Any]]) -> Task:
+        """Continue this ended task's conversation as a new task (``resume_task``)."""
+        resumed: Task = await self._require().resume_task(self.id, messages)
+        return resumed
 
 
 class BatchMetadata(BaseModel):

@@ -57,6 +57,8 @@ with workflow.unsafe.imports_passed_through():
     )
 
 _STATUS_KEY = SearchAttributeKey.for_keyword(SA_STATUS)
+#: A failed task's failure carries its context too, for ``resume_task``.
+_FAILURE_CONTEXT_PATCH = "failure-carries-context"
 
 
 @workflow.defn(name=TASK_WORKFLOW)
@@ -118,12 +120,15 @@ class AgentTaskWorkflow:
             raise
 
     def _failure(self, message: str) -> ApplicationError:
-        """The task's failure; its details carry its usage, for the batch that counts it."""
+        """The task's failure; its details carry its usage, for the batch that counts it.
+
+        Then its context, so ``resume_task`` reads the conversation with no worker.
+        """
+        details: list[Any] = [self._usage.model_dump(mode="json")]
+        if workflow.patched(_FAILURE_CONTEXT_PATCH):
+            details.append(self._context)
         return ApplicationError(
-            message,
-            self._usage.model_dump(mode="json"),
-            type=FailureType.AGENT_RUN_FAILED,
-            non_retryable=True,
+            message, *details, type=FailureType.AGENT_RUN_FAILED, non_retryable=True
         )
 
     # -- queries and updates -------------------------------------------------------------
@@ -145,6 +150,7 @@ class AgentTaskWorkflow:
             parent_task_id=self._inp.parent_task_id,
             created_at=self._inp.created_at,
             usage=self._usage,
+            resumed_from=self._inp.resumed_from,
         )
 
     @workflow.update(name=STEER_UPDATE)

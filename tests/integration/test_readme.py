@@ -25,6 +25,7 @@ EXPECTED = {  # a line each block must print, by the heading it is under
     "Cancellation": "cancelled",
     "Streaming completions": "streamed: Durable answers, streamed word by word.",
     "Fallback models and custom progress": "model: secondary",
+    "Idempotent enqueue and resuming a task": "You said: A table for two. | Make it three.",
 }
 
 

@@ -52,6 +52,7 @@ def test_public_api_is_pinned() -> None:
             "FactorialError",
             "FunctionTool",
             "HookSignatureError",
+            "IdempotencyConflictError",
             "InlineRunError",
             "InvalidIdError",
             "InvalidPayloadError",
