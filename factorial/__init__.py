@@ -14,6 +14,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from factorial._budget import Budget
     from factorial._usage import TokenUsage
     from factorial.agent import Agent, BaseAgent, RunCompletion, TurnCompletion
     from factorial.context import AgentContext, ExecutionContext
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
         AgentNotRegisteredError,
         AgentRunError,
         BatchNotFoundError,
+        BudgetExceeded,
         EventsExpiredError,
         EventStreamError,
         FactorialError,
@@ -75,6 +77,8 @@ __all__ = [
     "BatchInfo",
     "BatchMetadata",
     "BatchNotFoundError",
+    "Budget",
+    "BudgetExceeded",
     "EventPublisher",
     "EventStreamConfig",
     "EventStreamError",
@@ -117,6 +121,7 @@ __all__ = [
 
 #: Where each public name is defined.
 _DEFINED_IN: dict[str, tuple[str, ...]] = {
+    "factorial._budget": ("Budget",),
     "factorial._usage": ("TokenUsage",),
     "factorial.agent": ("Agent", "BaseAgent", "RunCompletion", "TurnCompletion"),
     "factorial.context": ("AgentContext", "ExecutionContext"),
@@ -124,6 +129,7 @@ _DEFINED_IN: dict[str, tuple[str, ...]] = {
         "AgentNotRegisteredError",
         "AgentRunError",
         "BatchNotFoundError",
+        "BudgetExceeded",
         "EventsExpiredError",
         "EventStreamError",
         "FactorialError",

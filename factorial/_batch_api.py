@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from factorial import _batches
+from factorial._budget import Budget
 from factorial._orchestrator_base import OrchestratorBase
 from factorial.agent import BaseAgent
 from factorial.context import AgentContext
@@ -26,10 +27,15 @@ class BatchAPI(OrchestratorBase):
         agent: BaseAgent[Any],
         owner_id: str,
         payloads: Sequence[AgentContext | dict[str, Any]],
+        *,
+        budget: Budget | None = None,
     ) -> Batch:
         """Start one task of ``agent`` per payload, tracked together as a batch.
 
-        Every payload is validated first: on any error nothing is started.
+        Every payload is validated first: on any error nothing is started. With a
+        ``budget``, the batch's tasks together (their sub-agents included) may spend at
+        most that: once they have, the batch cancels its running tasks and ends ``failed``
+        with a ``BudgetExceeded: ...`` error (``factorial._budget``).
 
         Raises:
             AgentNotRegisteredError: The agent is not registered here.
@@ -49,6 +55,7 @@ class BatchAPI(OrchestratorBase):
             self.batch_chunk_size,
             self.max_running_tasks,
             self._search_attributes,
+            budget,
         )
 
     async def get_batch(self, batch_id: str) -> Batch:

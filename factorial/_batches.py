@@ -40,6 +40,7 @@ from temporalio.service import RPCError
 
 from factorial import _tasks
 from factorial import _wire as wire
+from factorial._budget import Budget
 from factorial._cancelling import cancel_each
 from factorial._ids import new_batch_id, validate_id
 from factorial._payloads import chunk_payloads
@@ -78,8 +79,11 @@ async def enqueue(
     chunk_size: int,
     max_running: int,
     search_attributes: frozenset[str],
+    budget: Budget | None = None,
 ) -> Batch:
     """Validate every payload (nothing starts if one fails), then start the batch."""
+    if budget is not None and not isinstance(budget, Budget):
+        raise UserError("budget must be a factorial.Budget")
     validate_id(owner_id, "owner id")
     if not payloads:
         raise InvalidPayloadError("a batch needs at least one payload")
@@ -107,6 +111,8 @@ async def enqueue(
         created_at=datetime.now(UTC),
         track_status=wire.SA_STATUS in search_attributes,
         hooks=agent.hooks_outside_turns(),
+        budget=budget,
+        task_budget=agent.budget,
     )
     await start_batch(client, inp, chunks, max_running)
     return new_batch_record(inp)
@@ -329,6 +335,7 @@ def batch_from(snapshot: wire.BatchSnapshot) -> Batch:
             cancelled=snapshot.counts.cancelled,
             usage=snapshot.counts.usage,
             retry_of=snapshot.retry_of,
+            error=snapshot.error,
         ),
     )
 

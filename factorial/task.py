@@ -111,6 +111,8 @@ class BatchMetadata(BaseModel):
     usage: TokenUsage = Field(default_factory=TokenUsage)
     #: The batch whose failed tasks this one retries (``Orchestrator.retry_failed_tasks``).
     retry_of: str | None = None
+    #: Why a ``failed`` batch failed (``BudgetExceeded: ...``: its budget was spent).
+    error: str | None = None
 
 
 class Batch(BaseModel):

@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         SA_STATUS,
         SNAPSHOT_QUERY,
         STEER_UPDATE,
+        TASK_USAGE_SIGNAL,
         TASK_WORKFLOW,
         ChildBatchRequest,
         CompleteToolInput,
@@ -45,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         SteerInput,
         TaskInput,
         TaskSnapshot,
+        TaskUsageReport,
         TokenUsage,
         ToolResult,
         TurnOutput,
@@ -52,6 +54,8 @@ with workflow.unsafe.imports_passed_through():
     )
 
 _STATUS_KEY = SearchAttributeKey.for_keyword(SA_STATUS)
+#: Tasks with a budget check it at each turn boundary (``factorial._budget``).
+BUDGET_PATCH = "task-budget"
 
 
 @workflow.defn(name=TASK_WORKFLOW)
@@ -89,15 +93,18 @@ class AgentTaskWorkflow:
                 self._context = out.context
                 if out.usage is not None:
                     self._usage += out.usage
+                await self._report_usage()
                 _raise_if_cancel_requested()
                 if out.failure:
                     await self._finish_failed(out.failure)
                     raise self._failure(out.failure)
                 if out.done:
                     return await self._finish_completed(out.output)
+                await self._check_budget()
                 if out.child_batches:
                     await self._run_children(out.child_batches)
                     _raise_if_cancel_requested()
+                    await self._check_budget()
                 resumed = await self._wait_for_tools(out.pending_tool_calls)
                 _raise_if_cancel_requested()
                 if not resumed and self._history_is_large():
@@ -195,7 +202,8 @@ class AgentTaskWorkflow:
         descendant); ``asyncio.gather`` waits until each has finished cancelling.
         """
         self._set_status("pending_child_tasks")
-        outcomes = await asyncio.gather(*(run_child_batch(self._inp, r) for r in requests))
+        budget = self._inp.budget.remaining(self._usage) if self._inp.budget else None
+        outcomes = await asyncio.gather(*(run_child_batch(self._inp, r, budget) for r in requests))
         results = [result for batch in outcomes for result in batch]
         for result in results:
             if result.usage is not None:
@@ -204,6 +212,29 @@ class AgentTaskWorkflow:
             {"role": "user", "content": sub_task_results_message(results)}
         )
         self._set_status("active")
+
+    async def _check_budget(self) -> None:
+        """Fail with ``BudgetExceeded`` if the budget leaves no room for another turn."""
+        if self._inp.budget is None or not workflow.patched(BUDGET_PATCH):
+            return
+        error = self._inp.budget.error(self._usage, int(self._context.get("turn", 0)))
+        if error is not None:
+            await self._finish_failed(error)
+            raise self._failure(error)
+
+    async def _report_usage(self) -> None:
+        """Tell this task's batch (one with a budget) its usage so far (``task_usage``)."""
+        inp = self._inp
+        if not inp.report_usage or inp.report_to is None or inp.index is None:
+            return
+        report = TaskUsageReport(
+            index=inp.index, turns=int(self._context.get("turn", 0)), usage=self._usage
+        )
+        batch = workflow.get_external_workflow_handle(inp.report_to)
+        try:
+            await batch.signal(TASK_USAGE_SIGNAL, report)
+        except Exception as err:  # noqa: BLE001 - the batch has ended; it counts us by our result
+            workflow.logger.info("task %s could not report its usage: %s", inp.task_id, err)
 
     def _apply_steering(self) -> None:
         if not self._steering:
