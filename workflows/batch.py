@@ -85,7 +85,9 @@ class BatchWorkflow:
         """Run the batch; True if its budget stopped it (``factorial._budget``).
 
         Once the budget is spent the batch starts no more tasks, cancels the running ones
-        (and through them their sub-agents) and waits until each has ended.
+        (and through them their sub-agents) and waits until each has ended. A batch whose
+        tasks all ended before it heard the budget was spent fails too, unless they all
+        completed.
         """
         budgeted = self._inp.budget is not None and self._inp.report_to is None
         if not budgeted or not workflow.patched(BUDGET_PATCH):
@@ -95,8 +97,12 @@ class BatchWorkflow:
         await workflow.wait_condition(lambda: runner.done() or self._error is not None)
         if runner.done():
             await runner
-            self._error = None  # every task ended on its own
-            return False
+            # Every task ended on its own: the batch failed only if its budget is spent and
+            # a task did not complete (say, one its share of the budget stopped).
+            counts = self._role.counts()
+            if counts.completed == self._inp.total_tasks:
+                self._error = None
+            return self._error is not None
         assert self._error is not None
         await self._role.stop(self._error)
         await runner

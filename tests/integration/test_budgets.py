@@ -200,3 +200,90 @@ def task_first_run_id(history: object) -> str:
     first = history.events[0]  # type: ignore[attr-defined]
     attrs = first.workflow_execution_started_event_attributes
     return str(attrs.first_execution_run_id)
+
+
+async def test_batch_budget_of_a_batch_of_several_leaves(
+    orchestrator: Orchestrator, unique: Callable[[str], str]
+) -> None:
+    # Two leaves of two tasks under a root: the root hears the leaves' usage (their reports
+    # carry their running tasks' usage) and ends the batch failed.
+    orchestrator.batch_chunk_size = 2
+    agent = Agent(name=unique("budget_root"), tools=[noop], model=looping(lambda _: 100))
+    orchestrator.register_runner(agent=agent)
+    await orchestrator.start_workers()
+    owner = unique("budget_owner")
+    batch = await orchestrator.enqueue_batch(
+        agent=agent,
+        owner_id=owner,
+        payloads=[{"query": str(i)} for i in range(4)],
+        budget=Budget(tokens=1000),
+    )
+    events = await collect_events(orchestrator, owner, has_event("batch_failed"))
+
+    [ended] = [e for e in events if e["event_type"] == "batch_failed"]
+    assert ended["batch_id"] == batch.id
+    assert ended["error"].startswith("BudgetExceeded: used ")
+    assert ended["outcomes"]["completed"] == 0
+    assert ended["outcomes"]["failed"] + ended["outcomes"]["cancelled"] == 4
+    assert ended["usage"]["total_tokens"] >= 1000
+    found = await orchestrator.get_batch(batch.id)
+    assert (found.metadata.status, found.metadata.error) == ("failed", ended["error"])
+
+
+async def test_a_budget_reaches_sub_agents_of_sub_agents(
+    orchestrator: Orchestrator, unique: Callable[[str], str]
+) -> None:
+    # top (budget 1,000) forks one mid, which forks two leaves that never finish. The mid's
+    # batch gets what top has left, the mid task the same, and the leaves' batch what the mid
+    # has left: the grandchildren's batch stops itself and cancels them.
+    leaf = Agent(name=unique("budget_leaf"), tools=[noop], model=looping(lambda _: 100))
+    leaves: list[str] = []
+
+    @forking_tool(timeout=600)
+    async def fork_leaves(execution_ctx: ExecutionContext) -> list[str]:
+        """Two leaves."""
+        batch = await execution_ctx.spawn_child_tasks(leaf, [AgentContext(query="l")] * 2)
+        leaves.extend(batch.task_ids)
+        return batch.task_ids
+
+    mid = Agent(
+        name=unique("budget_mid"),
+        tools=[fork_leaves],
+        model=ScriptedModel(
+            lambda request: Reply(
+                tool_calls=[{"name": "fork_leaves"}], usage=TokenUsage(prompt_tokens=50)
+            )
+        ),
+    )
+
+    @forking_tool(timeout=600)
+    async def fork_mid(execution_ctx: ExecutionContext) -> list[str]:
+        """One mid."""
+        batch = await execution_ctx.spawn_child_tasks(mid, [AgentContext(query="m")])
+        return batch.task_ids
+
+    top = Agent(
+        name=unique("budget_top"),
+        tools=[fork_mid],
+        model=ScriptedModel(
+            [Reply(tool_calls=[{"name": "fork_mid"}], usage=TokenUsage(prompt_tokens=100))]
+        ),
+        budget=Budget(tokens=1000),
+    )
+    for agent in (top, mid, leaf):
+        orchestrator.register_runner(agent=agent)
+    await orchestrator.start_workers()
+    owner = unique("budget_owner")
+    task = await orchestrator.enqueue_task(agent=top, owner_id=owner, payload={})
+    with pytest.raises(BudgetExceeded):
+        await task.result()
+
+    data = await orchestrator.get_task_data(task.id)
+    assert data is not None
+    assert data["usage"]["total_tokens"] >= 1000  # the grandchildren's tokens count
+    assert len(leaves) == 2
+    for leaf_id in leaves:
+        leaf_data = await orchestrator.get_task_data(leaf_id)
+        assert leaf_data is not None and leaf_data["status"] in ("cancelled", "failed")
+    statuses = {(await orchestrator.get_task_data(t) or {})["status"] for t in leaves}
+    assert "cancelled" in statuses
