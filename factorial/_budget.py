@@ -39,7 +39,8 @@ class Budget(BaseModel):
 
     Attributes:
         tokens: Most prompt and completion tokens, sub-agents' included.
-        cost: Most cost, in the currency of the models' prices (``Model.with_prices``).
+        cost: Most cost, in the currency of the models' prices (``Model.with_prices``);
+            calls to a model without prices cost nothing here.
         turns: Most turns of the task itself (of a batch: of its tasks together).
 
     Example::

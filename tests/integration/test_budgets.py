@@ -162,6 +162,7 @@ async def test_batch_budget_stops_the_batch_and_cancels_its_tasks(
     meta = found.metadata
     assert (meta.status, meta.error) == ("failed", ended["error"])
     assert meta.completed == 0 and meta.failed + meta.cancelled == 3
+    assert (await orchestrator.get_batch_info(batch.id)).status == "failed"
     assert meta.usage.total_tokens == ended["usage"]["total_tokens"]
     statuses = {(await orchestrator.get_task_data(t) or {}).get("status") for t in found.task_ids}
     assert "cancelled" in statuses and statuses <= {"cancelled", "failed"}
