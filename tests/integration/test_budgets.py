@@ -24,6 +24,7 @@ from factorial import (
 from factorial.models import ModelRequest
 from factorial.testing import Reply, ScriptedModel
 from tests.conftest import BOTH_TURN_MODES, collect_events, has_event
+from tests.integration.test_replay import replay
 
 pytestmark = BOTH_TURN_MODES
 
@@ -135,6 +136,11 @@ async def test_token_budget_counts_sub_agents_and_cancels_them(
     assert sub_batch.metadata.error == batch_failed["error"]
     assert sub_batch.metadata.usage.total_tokens >= 1000
 
+    # The budgeted workflows replay as they ran: the parent, its sub-batch and a child.
+    client = await orchestrator.client()
+    for workflow_id in (task.id, child_data["batch_id"], spawned[0]):
+        await replay(await client.get_workflow_handle(workflow_id).fetch_history())
+
 
 async def test_batch_budget_stops_the_batch_and_cancels_its_tasks(
     orchestrator: Orchestrator, unique: Callable[[str], str]
@@ -166,6 +172,9 @@ async def test_batch_budget_stops_the_batch_and_cancels_its_tasks(
     assert meta.usage.total_tokens == ended["usage"]["total_tokens"]
     statuses = {(await orchestrator.get_task_data(t) or {}).get("status") for t in found.task_ids}
     assert "cancelled" in statuses and statuses <= {"cancelled", "failed"}
+    client = await orchestrator.client()
+    for workflow_id in (batch.id, found.task_ids[0]):
+        await replay(await client.get_workflow_handle(workflow_id).fetch_history())
 
 
 async def test_budget_survives_continue_as_new(
@@ -229,6 +238,9 @@ async def test_batch_budget_of_a_batch_of_several_leaves(
     assert ended["usage"]["total_tokens"] >= 1000
     found = await orchestrator.get_batch(batch.id)
     assert (found.metadata.status, found.metadata.error) == ("failed", ended["error"])
+    client = await orchestrator.client()
+    for workflow_id in (batch.id, f"{batch.id}-part0"):
+        await replay(await client.get_workflow_handle(workflow_id).fetch_history())
 
 
 async def test_a_budget_reaches_sub_agents_of_sub_agents(
