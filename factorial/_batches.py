@@ -40,7 +40,7 @@ from temporalio.service import RPCError
 
 from factorial import _tasks
 from factorial import _wire as wire
-from factorial._budget import Budget
+from factorial._budget import Budget, checked_budget
 from factorial._cancelling import cancel_each
 from factorial._ids import new_batch_id, validate_id
 from factorial._payloads import chunk_payloads
@@ -82,8 +82,7 @@ async def enqueue(
     budget: Budget | None = None,
 ) -> Batch:
     """Validate every payload (nothing starts if one fails), then start the batch."""
-    if budget is not None and not isinstance(budget, Budget):
-        raise UserError("budget must be a factorial.Budget")
+    checked_budget(budget)
     validate_id(owner_id, "owner id")
     if not payloads:
         raise InvalidPayloadError("a batch needs at least one payload")

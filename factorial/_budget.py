@@ -27,6 +27,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from factorial._usage import TokenUsage
+from factorial.errors import UserError
 
 __all__ = ["BUDGET_EXCEEDED", "Budget"]
 
@@ -103,3 +104,14 @@ def tighter(a: Budget | None, b: Budget | None) -> Budget | None:
     if a is None:
         return b
     return a.within(b)
+
+
+def checked_budget(budget: object) -> Budget | None:
+    """``budget`` if it is a ``Budget`` or None.
+
+    Raises:
+        UserError: It is something else.
+    """
+    if budget is not None and not isinstance(budget, Budget):
+        raise UserError("budget must be a factorial.Budget")
+    return budget

@@ -84,6 +84,10 @@ class Tally:
                 self.usage += usage
         self.outcomes[index] = outcome
 
+    def spent_so_far(self) -> tuple[TokenUsage, int]:
+        """Tokens of the ended tasks and the running ones' latest reports; turns reported."""
+        return sum(self.live.values(), self.usage), sum(self.turns.values())
+
     def done_units(self) -> int:
         """Progress units so far (see the module docstring)."""
         if not self.max_turns:
@@ -96,14 +100,15 @@ class Tally:
     def counts(self) -> BatchCounts:
         """The counters so far."""
         outcomes = list(self.outcomes.values())
+        usage, turns = self.spent_so_far()
         return BatchCounts(
             done_units=self.done_units(),
             completed=outcomes.count("completed"),
             failed=outcomes.count("failed"),
             cancelled=outcomes.count("cancelled"),
             terminal_indices=sorted(self.outcomes),
-            usage=sum(self.live.values(), self.usage),
-            turns=sum(self.turns.values()),
+            usage=usage,
+            turns=turns,
         )
 
 

@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from factorial import _turn
-from factorial._budget import Budget
+from factorial._budget import Budget, checked_budget
 from factorial._hooks import check_hook
 from factorial._ids import new_task_id, validate_id
 from factorial._inline import run_inline
@@ -69,9 +69,8 @@ class BaseAgent(Generic[ContextT]):
         model: A ``Model``, or a callable of the context choosing one.
         model_settings: ``ModelSettings`` (values or callables of the context).
         max_turns: Fail the run if it has no final output after this many turns.
-        budget: The most tokens, cost and turns each of its tasks may spend, its
-            sub-agents' tokens and cost included; a task that spends it fails with
-            ``BudgetExceeded`` at the next turn boundary (``factorial._budget``).
+        budget: What each of its tasks may spend, sub-agents included; a task that spends
+            it fails with ``BudgetExceeded`` at a turn boundary (``factorial._budget``).
         output_type: A pydantic model; adds a ``final_output`` tool whose validated
             arguments become the run's output.
         context_class: The ``AgentContext`` subclass payloads are validated against.
@@ -116,9 +115,7 @@ class BaseAgent(Generic[ContextT]):
         if max_turns is not None and max_turns < 1:
             raise UserError("max_turns must be at least 1")
         self.max_turns = max_turns
-        if budget is not None and not isinstance(budget, Budget):
-            raise UserError("budget must be a factorial.Budget")
-        self.budget = budget
+        self.budget = checked_budget(budget)
         if output_type is not None and not (
             isinstance(output_type, type) and issubclass(output_type, BaseModel)
         ):

@@ -154,7 +154,7 @@ class Leaf:
     def _task_budget(self) -> wire.Budget | None:
         """A task's budget: its agent's, within what the batch's budget has left."""
         inp = self._inp
-        left = inp.budget.remaining(self.tally.counts().usage) if inp.budget else None
+        left = inp.budget.remaining(self.tally.spent_so_far()[0]) if inp.budget else None
         return tighter(inp.task_budget, left)
 
     def turned(self, report: wire.TaskTurnReport) -> None:

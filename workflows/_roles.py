@@ -75,6 +75,11 @@ class BatchRole(ABC):
         """Every task's result, if the batch collects them and this role runs tasks."""
         return None
 
+    def spent(self) -> tuple[wire.TokenUsage, int]:
+        """The tokens and turns the batch's tasks have spent so far (for its budget)."""
+        counts = self.counts()
+        return counts.usage, counts.turns
+
     @abstractmethod
     def turned(self, reports: wire.TaskTurnReports) -> None:
         """Tasks finished turns (the ``task_turn`` signal)."""
@@ -135,6 +140,9 @@ class _LeafRole(BatchRole):
 
     def counts(self) -> wire.BatchCounts:
         return self.leaf.tally.counts()
+
+    def spent(self) -> tuple[wire.TokenUsage, int]:
+        return self.leaf.tally.spent_so_far()
 
     def results(self) -> list[wire.SubTaskResult] | None:
         if not self.inp.collect_results:

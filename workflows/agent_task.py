@@ -27,6 +27,7 @@ from factorial.workflows._children import run_child_batch, sub_task_results_mess
 from factorial.workflows._deferred import DeferredTools
 from factorial.workflows._emitter import StreamEmitter
 from factorial.workflows._hooks import run_hook
+from factorial.workflows._task_budget import report_usage, spent
 from factorial.workflows._turn import TurnFailed, Turns
 
 with workflow.unsafe.imports_passed_through():
@@ -37,7 +38,6 @@ with workflow.unsafe.imports_passed_through():
         SA_STATUS,
         SNAPSHOT_QUERY,
         STEER_UPDATE,
-        TASK_USAGE_SIGNAL,
         TASK_WORKFLOW,
         ChildBatchRequest,
         CompleteToolInput,
@@ -46,7 +46,6 @@ with workflow.unsafe.imports_passed_through():
         SteerInput,
         TaskInput,
         TaskSnapshot,
-        TaskUsageReport,
         TokenUsage,
         ToolResult,
         TurnOutput,
@@ -54,8 +53,6 @@ with workflow.unsafe.imports_passed_through():
     )
 
 _STATUS_KEY = SearchAttributeKey.for_keyword(SA_STATUS)
-#: Tasks with a budget check it at each turn boundary (``factorial._budget``).
-BUDGET_PATCH = "task-budget"
 
 
 @workflow.defn(name=TASK_WORKFLOW)
@@ -93,11 +90,11 @@ class AgentTaskWorkflow:
                 self._context = out.context
                 if out.usage is not None:
                     self._usage += out.usage
-                await self._report_usage()
+                await report_usage(self._inp, self._usage, int(self._context.get("turn", 0)))
                 _raise_if_cancel_requested()
                 if out.failure:
                     await self._finish_failed(out.failure)
-                    raise self._failure(out.failure)
+                    raise _failure(out.failure, self._usage)
                 if out.done:
                     return await self._finish_completed(out.output)
                 await self._check_budget()
@@ -116,17 +113,8 @@ class AgentTaskWorkflow:
             if isinstance(err, TurnFailed):
                 message = str(err)
                 await self._finish_failed(message)
-                raise self._failure(message) from None
+                raise _failure(message, self._usage) from None
             raise
-
-    def _failure(self, message: str) -> ApplicationError:
-        """The task's failure; its details carry its usage, for the batch that counts it."""
-        return ApplicationError(
-            message,
-            self._usage.model_dump(mode="json"),
-            type=FailureType.AGENT_RUN_FAILED,
-            non_retryable=True,
-        )
 
     # -- queries and updates -------------------------------------------------------------
 
@@ -215,26 +203,10 @@ class AgentTaskWorkflow:
 
     async def _check_budget(self) -> None:
         """Fail with ``BudgetExceeded`` if the budget leaves no room for another turn."""
-        if self._inp.budget is None or not workflow.patched(BUDGET_PATCH):
-            return
-        error = self._inp.budget.error(self._usage, int(self._context.get("turn", 0)))
+        error = spent(self._inp, self._usage, int(self._context.get("turn", 0)))
         if error is not None:
             await self._finish_failed(error)
-            raise self._failure(error)
-
-    async def _report_usage(self) -> None:
-        """Tell this task's batch (one with a budget) its usage so far (``task_usage``)."""
-        inp = self._inp
-        if not inp.report_usage or inp.report_to is None or inp.index is None:
-            return
-        report = TaskUsageReport(
-            index=inp.index, turns=int(self._context.get("turn", 0)), usage=self._usage
-        )
-        batch = workflow.get_external_workflow_handle(inp.report_to)
-        try:
-            await batch.signal(TASK_USAGE_SIGNAL, report)
-        except Exception as err:  # noqa: BLE001 - the batch has ended; it counts us by our result
-            workflow.logger.info("task %s could not report its usage: %s", inp.task_id, err)
+            raise _failure(error, self._usage)
 
     def _apply_steering(self) -> None:
         if not self._steering:
@@ -330,6 +302,16 @@ class AgentTaskWorkflow:
 
     async def _drain_events(self) -> None:
         await self._events.drain()
+
+
+def _failure(message: str, usage: TokenUsage) -> ApplicationError:
+    """The task's failure; its details carry its usage, for the batch that counts it."""
+    return ApplicationError(
+        message,
+        usage.model_dump(mode="json"),
+        type=FailureType.AGENT_RUN_FAILED,
+        non_retryable=True,
+    )
 
 
 def _raise_if_cancel_requested() -> None:

@@ -112,8 +112,7 @@ class BatchWorkflow:
         if self._summary is not None:
             self._summary.changed()
         if self._error is None and self._inp.budget is not None:
-            counts = self._role.counts()
-            self._error = self._inp.budget.error(counts.usage, counts.turns)
+            self._error = self._inp.budget.error(*self._role.spent())
 
     async def _finish(self, status: str) -> None:
         await self._role.finish(status, self._error)
