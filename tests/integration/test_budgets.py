@@ -300,3 +300,22 @@ async def test_a_budget_reaches_sub_agents_of_sub_agents(
         assert leaf_data is not None and leaf_data["status"] in ("cancelled", "failed")
     statuses = {(await orchestrator.get_task_data(t) or {})["status"] for t in leaves}
     assert "cancelled" in statuses
+
+
+async def test_cost_budget_stops_a_priced_task(
+    orchestrator: Orchestrator, unique: Callable[[str], str]
+) -> None:
+    # 1,000 per million prompt tokens: each 100-token turn costs 0.1.
+    model = looping(lambda _: 100).with_prices(prompt=1000.0, completion=0.0)
+    agent = Agent(name=unique("budget_cost"), tools=[noop], model=model, budget=Budget(cost=0.25))
+    orchestrator.register_runner(agent=agent)
+    await orchestrator.start_workers()
+    task = await orchestrator.enqueue_task(
+        agent=agent, owner_id=unique("budget_owner"), payload={"query": "go"}
+    )
+    with pytest.raises(BudgetExceeded) as raised:
+        await task.result()
+    assert raised.value.error == "BudgetExceeded: spent 0.3 of a budget of 0.25"
+    data = await orchestrator.get_task_data(task.id)
+    assert data is not None
+    assert (data["turn"], data["usage"]["cost"]) == (3, pytest.approx(0.3))
