@@ -303,6 +303,7 @@ class BaseAgent(Generic[ContextT]):
         Raises:
             InlineRunError: The agent has deferred or forking tools.
             MaxTurnsExceeded: ``max_turns`` turns ran without a final output.
+            BudgetExceeded: The agent's budget was spent before a final output.
             ModelHTTPError: The model provider failed (inline runs do not retry).
         """
         return await run_inline(

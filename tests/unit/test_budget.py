@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from pydantic import ValidationError
 
-from factorial import Agent, Budget, UserError
+from factorial import Agent, Budget, BudgetExceeded, UserError
 from factorial._budget import tighter
 from factorial._progress import Tally, combine
 from factorial._usage import TokenUsage
+from factorial.testing import Reply, ScriptedModel
 
 
 def used(tokens: int, cost: float | None = None) -> TokenUsage:
@@ -57,3 +60,18 @@ def test_a_tally_counts_running_tasks_reports_then_their_ends() -> None:
     counts = tally.counts()
     assert (counts.usage.total_tokens, counts.turns) == (42, 3)
     assert combine([counts, counts]).turns == 6
+
+
+async def test_run_inline_keeps_the_budget() -> None:
+    def noop() -> str:
+        """Do nothing."""
+        return "ok"
+
+    model = ScriptedModel(lambda request: Reply(tool_calls=[{"name": "noop"}], usage=used(40)))
+    agent = Agent(name="inline_budget", tools=[noop], model=model, budget=Budget(tokens=100))
+    events: list[dict[str, Any]] = []
+    with pytest.raises(BudgetExceeded) as raised:
+        await agent.run_inline({"query": "go"}, on_event=events.append)
+    assert raised.value.error == "BudgetExceeded: used 120 tokens of a budget of 100"
+    assert events[-1]["event_type"] == "run_failed"
+    assert events[-1]["error"] == raised.value.error
