@@ -209,6 +209,7 @@ class AgentActivities:
             tool_call_id=request.tool_call_id,
             timeout=request.timeout,
             hooks=self._agents[request.agent_name].hooks_outside_turns(),
+            task_budget=self._agents[request.agent_name].budget,
         )
 
     @activity.defn(name=RUN_HOOK_ACTIVITY)

@@ -14,6 +14,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from factorial._budget import Budget
     from factorial._custom_progress import publish_progress
     from factorial._usage import TokenUsage
     from factorial.agent import Agent, BaseAgent, RunCompletion, TurnCompletion
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
         AgentNotRegisteredError,
         AgentRunError,
         BatchNotFoundError,
+        BudgetExceeded,
         EventsExpiredError,
         EventStreamError,
         FactorialError,
@@ -77,6 +79,8 @@ __all__ = [
     "BatchInfo",
     "BatchMetadata",
     "BatchNotFoundError",
+    "Budget",
+    "BudgetExceeded",
     "EventPublisher",
     "EventStreamConfig",
     "EventStreamError",
@@ -123,6 +127,7 @@ __all__ = [
 #: Where each public name is defined.
 _DEFINED_IN: dict[str, tuple[str, ...]] = {
     "factorial._custom_progress": ("publish_progress",),
+    "factorial._budget": ("Budget",),
     "factorial._usage": ("TokenUsage",),
     "factorial.agent": ("Agent", "BaseAgent", "RunCompletion", "TurnCompletion"),
     "factorial.context": ("AgentContext", "ExecutionContext"),
@@ -130,6 +135,7 @@ _DEFINED_IN: dict[str, tuple[str, ...]] = {
         "AgentNotRegisteredError",
         "AgentRunError",
         "BatchNotFoundError",
+        "BudgetExceeded",
         "EventsExpiredError",
         "EventStreamError",
         "FactorialError",

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from factorial import _batches
+from factorial._budget import Budget
 from factorial._orchestrator_base import OrchestratorBase
 from factorial.agent import BaseAgent
 from factorial.context import AgentContext
@@ -28,10 +29,14 @@ class BatchAPI(OrchestratorBase):
         payloads: Sequence[AgentContext | dict[str, Any]],
         *,
         idempotency_key: str | None = None,
+        budget: Budget | None = None,
     ) -> Batch:
         """Start one task of ``agent`` per payload, tracked together as a batch.
 
-        Every payload is validated first: on any error nothing is started.
+        Every payload is validated first: on any error nothing is started. With a
+        ``budget``, the batch's tasks together (their sub-agents included) may spend at
+        most that: once they have, the batch cancels its running tasks and ends ``failed``
+        with a ``BudgetExceeded: ...`` error (``factorial._budget``).
 
         With an ``idempotency_key``, the batch's id is derived from ``owner_id`` and the key,
         and every call with them returns that one batch, read back (same ``task_ids``), never
@@ -58,6 +63,7 @@ class BatchAPI(OrchestratorBase):
             self.max_running_tasks,
             self._search_attributes,
             idempotency_key,
+            budget,
         )
 
     async def get_batch(self, batch_id: str) -> Batch:

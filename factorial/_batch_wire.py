@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
+from factorial._budget import Budget
 from factorial._task_wire import TurnPolicy
 from factorial._usage import TokenUsage
 from factorial._wire_names import SA_AGENT, SA_BATCH, SA_OWNER, SA_PARENT, SA_STATUS
@@ -78,6 +79,9 @@ class BatchInput(BaseModel):
     collect_results: bool = False
     # A batch that retries another batch's failed tasks: that batch's id.
     retry_of: str | None = None
+    # The batch's budget (``factorial._budget``), and each task's own (its agent's).
+    budget: Budget | None = None
+    task_budget: Budget | None = None
 
     @property
     def is_leaf(self) -> bool:
@@ -116,8 +120,11 @@ class BatchCounts(BaseModel):
     failed: int = 0
     cancelled: int = 0
     terminal_indices: list[int] = Field(default_factory=list)
-    #: Tokens (and cost) of the tasks ended so far, their sub-agents' included.
+    #: Tokens (and cost) of the tasks ended so far, their sub-agents' included; in a batch
+    #: with a budget, also of its running tasks so far (``task_usage`` reports).
     usage: TokenUsage = Field(default_factory=TokenUsage)
+    #: In a batch with a budget: the turns its tasks have run.
+    turns: int = 0
 
 
 class LeafReport(BaseModel):
@@ -163,6 +170,8 @@ class BatchSnapshot(BaseModel):
     parent_task_id: str | None = None
     results: list[SubTaskResult] | None = None
     retry_of: str | None = None
+    #: Why a ``failed`` batch failed (``BudgetExceeded: ...``).
+    error: str | None = None
 
 
 class BatchSummary(BaseModel):
@@ -183,6 +192,7 @@ class BatchSummary(BaseModel):
     created_at: datetime | None = None
     parent_task_id: str | None = None
     retry_of: str | None = None
+    error: str | None = None
     updated_at: datetime | None = None
 
     @classmethod

@@ -41,6 +41,7 @@ from temporalio.service import RPCError
 
 from factorial import _idempotency, _tasks
 from factorial import _wire as wire
+from factorial._budget import Budget, checked_budget
 from factorial._cancelling import cancel_each
 from factorial._ids import idempotent_id, new_batch_id, validate_id
 from factorial._payloads import chunk_payloads
@@ -80,11 +81,13 @@ async def enqueue(
     max_running: int,
     search_attributes: frozenset[str],
     idempotency_key: str | None = None,
+    budget: Budget | None = None,
 ) -> Batch:
     """Validate every payload (nothing starts if one fails), then start the batch.
 
     With an ``idempotency_key``, start it once and read it back (``factorial._idempotency``).
     """
+    checked_budget(budget)
     validate_id(owner_id, "owner id")
     if not payloads:
         raise InvalidPayloadError("a batch needs at least one payload")
@@ -113,6 +116,8 @@ async def enqueue(
         created_at=datetime.now(UTC),
         track_status=wire.SA_STATUS in search_attributes,
         hooks=agent.hooks_outside_turns(),
+        budget=budget,
+        task_budget=agent.budget,
     )
     if key_id is None:
         await start_batch(client, inp, chunks, max_running)
@@ -354,6 +359,7 @@ def batch_from(snapshot: wire.BatchSnapshot) -> Batch:
             cancelled=snapshot.counts.cancelled,
             usage=snapshot.counts.usage,
             retry_of=snapshot.retry_of,
+            error=snapshot.error,
         ),
     )
 

@@ -11,9 +11,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from factorial._budget import Budget
 from factorial._usage import TokenUsage
 
 __all__ = [
+    "Budget",
     "ChildBatchRequest",
     "CompleteToolInput",
     "DEFAULT_TURN_EXECUTION",
@@ -23,6 +25,7 @@ __all__ = [
     "SteerInput",
     "TaskInput",
     "TaskSnapshot",
+    "TaskUsageReport",
     "TokenUsage",
     "ToolResult",
     "TurnExecution",
@@ -80,6 +83,10 @@ class TaskInput(BaseModel):
     hooks: list[str] | None = None
     # The ended task this one continues (``Orchestrator.resume_task``).
     resumed_from: str | None = None
+    # Its budget (``factorial._budget``): its agent's, within what its batch or parent left.
+    budget: Budget | None = None
+    # Its batch has a budget: signal it the task's usage after every turn (``task_usage``).
+    report_usage: bool = False
     # Carried across continue-as-new only.
     started: bool = False
     steering: list[list[dict[str, Any]]] = Field(default_factory=list)
@@ -130,6 +137,8 @@ class ChildBatchRequest(BaseModel):
     tool_call_id: str
     timeout: float
     hooks: list[str] | None = None
+    # The child agent's own budget, for each of its tasks.
+    task_budget: Budget | None = None
 
 
 class TurnOutput(BaseModel):
@@ -193,6 +202,14 @@ class CompleteToolInput(BaseModel):
 
     tool_call_id: str
     result: str
+
+
+class TaskUsageReport(BaseModel):
+    """Signal from a task to its batch with a budget: its usage so far (absolute)."""
+
+    index: int
+    turns: int
+    usage: TokenUsage
 
 
 class TaskSnapshot(BaseModel):

@@ -35,12 +35,14 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from factorial import _idempotency
 from factorial import _wire as wire
+from factorial._budget import BUDGET_EXCEEDED
 from factorial._ids import validate_id
 from factorial._payloads import check_size
 from factorial._workers import agent_task_queue
 from factorial.agent import BaseAgent
 from factorial.context import AgentContext
 from factorial.errors import (
+    BudgetExceeded,
     NotFoundError,
     TaskCancelledError,
     TaskFailedError,
@@ -132,6 +134,7 @@ async def start_task(
         hooks=agent.hooks_outside_turns(),
         track_status=wire.SA_STATUS in search_attributes,
         resumed_from=task.metadata.resumed_from,
+        budget=agent.budget,
     )
     check_size(client, inp)
     memo: dict[str, Any] = {}
@@ -174,6 +177,8 @@ async def result(handle: Handle, task_id: str) -> Any:
             raise TaskCancelledError(task_id) from None
         cause = err.cause
         message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+        if message.startswith(f"{BUDGET_EXCEEDED}:"):
+            raise BudgetExceeded(task_id, message) from None
         raise TaskFailedError(task_id, message) from None
     return snapshot.output
 

@@ -47,6 +47,7 @@ __all__ = [
     "STREAM_TRUNCATED",
     "SUB_PROGRESS_SIGNAL",
     "TASK_TURN_SIGNAL",
+    "TASK_USAGE_SIGNAL",
     "TASK_WORKFLOW",
 ]
 
@@ -135,6 +136,8 @@ BATCH_WORKFLOWS = (BATCH_WORKFLOW, LEGACY_BATCH_WORKFLOW)
 BATCH_TASK_QUEUE = "factorial-batches"
 BATCH_SNAPSHOT_QUERY = "batch_snapshot"
 TASK_TURN_SIGNAL = "task_turn"
+#: A task of a batch with a budget: its usage so far, after each turn.
+TASK_USAGE_SIGNAL = "task_usage"
 LEAF_REPORT_SIGNAL = "leaf_report"
 CANCEL_REMAINING_SIGNAL = "cancel_remaining"
 # Legacy batches only.

@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from factorial import _turn
+from factorial._budget import Budget, checked_budget
 from factorial._chunks import streamed_completion
 from factorial._hooks import check_hook
 from factorial._ids import new_task_id, validate_id
@@ -78,6 +79,8 @@ class BaseAgent(Generic[ContextT]):
         model: A ``Model``, or a callable of the context choosing one.
         model_settings: ``ModelSettings`` (values or callables of the context).
         max_turns: Fail the run if it has no final output after this many turns.
+        budget: What each of its tasks may spend, sub-agents included; a task that spends
+            it fails with ``BudgetExceeded`` at a turn boundary (``factorial._budget``).
         output_type: A pydantic model; adds a ``final_output`` tool whose validated
             arguments become the run's output.
         context_class: The ``AgentContext`` subclass payloads are validated against.
@@ -100,6 +103,7 @@ class BaseAgent(Generic[ContextT]):
         model: Model | Callable[[ContextT], Model] | None = None,
         model_settings: ModelSettings | None = None,
         max_turns: int | None = None,
+        budget: Budget | None = None,
         output_type: type[BaseModel] | None = None,
         context_class: type[ContextT] = AgentContext,  # type: ignore[assignment]  # the base default
         request_timeout: float = 120.0,
@@ -123,6 +127,7 @@ class BaseAgent(Generic[ContextT]):
         if max_turns is not None and max_turns < 1:
             raise UserError("max_turns must be at least 1")
         self.max_turns = max_turns
+        self.budget = checked_budget(budget)
         _check_types(output_type, context_class)
         self.output_type = output_type
         self.context_class = context_class
@@ -314,6 +319,7 @@ class BaseAgent(Generic[ContextT]):
         Raises:
             InlineRunError: The agent has deferred or forking tools.
             MaxTurnsExceeded: ``max_turns`` turns ran without a final output.
+            BudgetExceeded: The agent's budget was spent before a final output.
             ModelHTTPError: The model provider failed (inline runs do not retry).
         """
         return await run_inline(

@@ -25,6 +25,7 @@ Two families: *you misused it* (``UserError``, raised before any side effect) an
         ├── ModelHTTPError             provider answered with an HTTP error
         ├── ModelBehaviorError         provider answered with something unusable
         ├── TaskFailedError            ``Task.result()`` of a failed task
+        │   └── BudgetExceeded         ... one its budget stopped (``factorial.Budget``)
         └── TaskCancelledError         ``Task.result()`` of a cancelled task
 """
 
@@ -164,6 +165,14 @@ class TaskFailedError(AgentRunError):
         super().__init__(f"task {task_id} failed: {error}")
         self.task_id = task_id
         self.error = error
+
+
+class BudgetExceeded(TaskFailedError):
+    """The task's budget (``factorial.Budget``) was spent before it finished.
+
+    Its ``error`` starts with ``BudgetExceeded:`` and says which limit was reached; a batch
+    stopped by its budget ends ``failed`` with such an error (``BatchMetadata.error``).
+    """
 
 
 class TaskCancelledError(AgentRunError):

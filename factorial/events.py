@@ -31,10 +31,20 @@ BATCH_COMPLETED = "batch_completed"
 BATCH_CANCELLED = "batch_cancelled"
 #: A piece of a streamed model answer (``Agent(stream=True)``): ``turn``, ``attempt``, ``data``.
 COMPLETION_CHUNK = "progress_update_completion_chunk"
+#: A batch stopped by its budget (``error``: ``BudgetExceeded: ...``).
+BATCH_FAILED = "batch_failed"
 
 #: Events a subscriber receives exactly once per task (or batch), even across worker crashes.
 TERMINAL_EVENTS = frozenset(
-    {AGENT_OUTPUT, RUN_COMPLETED, RUN_FAILED, RUN_CANCELLED, BATCH_COMPLETED, BATCH_CANCELLED}
+    {
+        AGENT_OUTPUT,
+        RUN_COMPLETED,
+        RUN_FAILED,
+        RUN_CANCELLED,
+        BATCH_COMPLETED,
+        BATCH_CANCELLED,
+        BATCH_FAILED,
+    }
 )
 
 #: The operations a turn reports progress of: ``progress_update_{operation}_{phase}``.
@@ -59,6 +69,7 @@ BUILTIN_EVENT_TYPES: tuple[str, ...] = (
     BATCH_PROGRESS,
     BATCH_COMPLETED,
     BATCH_CANCELLED,
+    BATCH_FAILED,
     *(f"{PROGRESS_PREFIX}{op}_{phase}" for op in PROGRESS_OPERATIONS for phase in PROGRESS_PHASES),
     COMPLETION_CHUNK,
 )

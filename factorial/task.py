@@ -118,6 +118,8 @@ class BatchMetadata(BaseModel):
     usage: TokenUsage = Field(default_factory=TokenUsage)
     #: The batch whose failed tasks this one retries (``Orchestrator.retry_failed_tasks``).
     retry_of: str | None = None
+    #: Why a ``failed`` batch failed (``BudgetExceeded: ...``: its budget was spent).
+    error: str | None = None
 
 
 class Batch(BaseModel):
@@ -151,7 +153,7 @@ class BatchInfo(BaseModel):
     id: str
     agent: str | None = None
     owner_id: str | None = None
-    #: ``active``, ``completed`` or ``cancelled``.
+    #: ``active``, ``completed``, ``failed`` (its budget stopped it) or ``cancelled``.
     status: str
     parent_task_id: str | None = None
     started_at: datetime | None = None

@@ -3,8 +3,8 @@ terminal events of a batch's tasks (``announce_end``).
 
 ``batch_progress`` goes out whenever the progress or the count of ended tasks changes; while
 a send is in flight, newer progress replaces the queued one, so a busy batch sends the latest
-state, not every step. ``batch_completed`` or ``batch_cancelled`` goes out exactly once, after
-every task's terminal event.
+state, not every step. ``batch_completed``, ``batch_failed`` (its budget stopped it) or
+``batch_cancelled`` goes out exactly once, after every task's terminal event.
 """
 
 from __future__ import annotations
@@ -57,8 +57,9 @@ class Announcer:
             result = wire.SubTaskResult(task_id=task_id, status="cancelled")
             announce_end(self._events, self._inp.agent_name, result)
 
-    def ended(self, counts: wire.BatchCounts, status: str) -> None:
-        """Announce the batch's end: ``batch_completed`` (at 100%) or ``batch_cancelled``."""
+    def ended(self, counts: wire.BatchCounts, status: str, error: str | None = None) -> None:
+        """Announce the batch's end: ``batch_completed`` (at 100%), ``batch_failed`` (with
+        its ``error``) or ``batch_cancelled``."""
         if status == "completed":
             if self._last is None or self._last[0] != 100.0:
                 self._events.emit(
@@ -69,7 +70,11 @@ class Announcer:
             value = percent(
                 counts.done_units, max_units(self._inp.max_turns, self._inp.total_tasks)
             )
-            self._events.emit(ev.BATCH_CANCELLED, **self._fields(counts, value, status))
+            if status == "failed":
+                fields = {**self._fields(counts, value, status), "error": error}
+                self._events.emit(ev.BATCH_FAILED, **fields)
+            else:
+                self._events.emit(ev.BATCH_CANCELLED, **self._fields(counts, value, status))
 
     def _fields(self, counts: wire.BatchCounts, progress: float, status: str) -> dict[str, Any]:
         parent = self._inp.parent_task_id

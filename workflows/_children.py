@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
         LEGACY_BATCH_WORKFLOW,
         BatchInput,
         BatchSnapshot,
+        Budget,
         ChildBatchRequest,
         SubTaskResult,
         TaskInput,
@@ -41,8 +42,13 @@ def child_task_ids(request: ChildBatchRequest) -> list[str]:
     return [task_id_of(request.batch_id, i) for i in range(len(request.payloads))]
 
 
-async def run_child_batch(inp: TaskInput, request: ChildBatchRequest) -> list[SubTaskResult]:
+async def run_child_batch(
+    inp: TaskInput, request: ChildBatchRequest, budget: Budget | None = None
+) -> list[SubTaskResult]:
     """Run one sub-agent batch a forking tool asked for, as a child workflow; its results.
+
+    ``budget`` is what the parent's budget has left (``factorial._budget``): the batch's own,
+    which it enforces on its tasks together.
 
     Its tasks' results come back in the batch's snapshot. The forking tool's deadline
     cancels the tasks still running (``cancel_remaining``) and keeps the rest; cancelling the
@@ -62,6 +68,8 @@ async def run_child_batch(inp: TaskInput, request: ChildBatchRequest) -> list[Su
         payloads=request.payloads,
         collect_results=True,
         hooks=request.hooks,
+        budget=budget,
+        task_budget=request.task_budget,
     )
     patched = workflow.patched(AGENT_BATCH_PATCH)
     batch_type = BATCH_WORKFLOW if patched else LEGACY_BATCH_WORKFLOW

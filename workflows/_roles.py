@@ -59,12 +59,13 @@ class BatchRole(ABC):
         """Run until every task of the batch (or of this leaf) has ended."""
 
     @abstractmethod
-    async def stop(self) -> None:
+    async def stop(self, reason: str = "the batch was cancelled") -> None:
         """The batch is being cancelled: stop every task and wait until each has ended."""
 
     @abstractmethod
-    async def finish(self, status: str) -> None:
-        """Record the batch's end (``completed`` or ``cancelled``) and send what tells of it."""
+    async def finish(self, status: str, error: str | None = None) -> None:
+        """Record the batch's end (``completed``, ``cancelled`` or ``failed``, with its
+        ``error``) and send what tells of it."""
 
     @abstractmethod
     def counts(self) -> wire.BatchCounts:
@@ -74,6 +75,11 @@ class BatchRole(ABC):
         """Every task's result, if the batch collects them and this role runs tasks."""
         return None
 
+    def spent(self) -> tuple[wire.TokenUsage, int]:
+        """The tokens and turns the batch's tasks have spent so far (for its budget)."""
+        counts = self.counts()
+        return counts.usage, counts.turns
+
     @abstractmethod
     def turned(self, reports: wire.TaskTurnReports) -> None:
         """Tasks finished turns (the ``task_turn`` signal)."""
@@ -81,6 +87,10 @@ class BatchRole(ABC):
     @abstractmethod
     def leaf_reported(self, report: wire.LeafReport) -> None:
         """A leaf's latest counters (the ``leaf_report`` signal)."""
+
+    def usage_reported(self, report: wire.TaskUsageReport) -> None:
+        """A task's usage so far (the ``task_usage`` signal); only a leaf runs tasks."""
+        del report
 
     @abstractmethod
     def cancel_remaining(self) -> None:
@@ -103,9 +113,9 @@ class _AnnouncingRole(BatchRole):
         super().__init__(inp, events)
         self._announcer = Announcer(inp, events)
 
-    async def finish(self, status: str) -> None:
+    async def finish(self, status: str, error: str | None = None) -> None:
         self._record(status)
-        self._announcer.ended(self.counts(), status)
+        self._announcer.ended(self.counts(), status, error)
         await self.events.drain()
 
     def _changed(self) -> None:
@@ -124,12 +134,15 @@ class _LeafRole(BatchRole):
     async def run(self) -> None:
         await self.leaf.run()
 
-    async def stop(self) -> None:
-        self.leaf.stop("the batch was cancelled")
+    async def stop(self, reason: str = "the batch was cancelled") -> None:
+        self.leaf.stop(reason)
         await self.leaf.wait()
 
     def counts(self) -> wire.BatchCounts:
         return self.leaf.tally.counts()
+
+    def spent(self) -> tuple[wire.TokenUsage, int]:
+        return self.leaf.tally.spent_so_far()
 
     def results(self) -> list[wire.SubTaskResult] | None:
         if not self.inp.collect_results:
@@ -139,6 +152,9 @@ class _LeafRole(BatchRole):
     def turned(self, reports: wire.TaskTurnReports) -> None:
         for report in reports.reports:
             self.leaf.turned(report)
+
+    def usage_reported(self, report: wire.TaskUsageReport) -> None:
+        self.leaf.spent(report)
 
     def cancel_remaining(self) -> None:
         self.leaf.stop("the forking tool's timeout passed")
@@ -157,7 +173,7 @@ class RootRole(_AnnouncingRole):
     async def run(self) -> None:
         await self._root.run()
 
-    async def stop(self) -> None:
+    async def stop(self, reason: str = "the batch was cancelled") -> None:
         await self._root.cancel()
 
     def counts(self) -> wire.BatchCounts:
@@ -191,7 +207,7 @@ class LeafOfRootRole(_LeafRole):
         self._reporter = asyncio.create_task(self._report_progress())
         await super().run()
 
-    async def finish(self, status: str) -> None:
+    async def finish(self, status: str, error: str | None = None) -> None:
         if self._reporter is not None:
             self._reporter.cancel()
         self._record(status)
@@ -209,8 +225,12 @@ class LeafOfRootRole(_LeafRole):
         interval = timedelta(seconds=max(1.0, self.inp.report_every))
         reported, step = 0, self.inp.report_first or self.inp.report_step
 
+        # A batch with a budget hears of its leaves' usage, not only of their progress.
+        budgeted = self.inp.budget is not None
+
         def due() -> bool:
-            return self._dirty and self.leaf.tally.done_units() - reported >= step
+            gained = self.leaf.tally.done_units() - reported >= step
+            return self._dirty and (gained or budgeted)
 
         while True:
             await workflow.wait_condition(due)

@@ -32,6 +32,7 @@ from factorial.workflows._children import (
 from factorial.workflows._deferred import DeferredTools
 from factorial.workflows._emitter import StreamEmitter
 from factorial.workflows._hooks import run_hook
+from factorial.workflows._task_budget import report_usage, spent
 from factorial.workflows._turn import TurnFailed, Turns
 
 with workflow.unsafe.imports_passed_through():
@@ -96,15 +97,18 @@ class AgentTaskWorkflow:
                 self._context = out.context
                 if out.usage is not None:
                     self._usage += out.usage
+                await report_usage(self._inp, self._usage, int(self._context.get("turn", 0)))
                 _raise_if_cancel_requested()
                 if out.failure:
                     await self._finish_failed(out.failure)
                     raise self._failure(out.failure)
                 if out.done:
                     return await self._finish_completed(out.output)
+                await self._check_budget()
                 if out.child_batches:
                     await self._run_children(out.child_batches)
                     _raise_if_cancel_requested()
+                    await self._check_budget()
                 resumed = await self._wait_for_tools(out.pending_tool_calls)
                 _raise_if_cancel_requested()
                 if not resumed and self._history_is_large():
@@ -212,7 +216,8 @@ class AgentTaskWorkflow:
                 child_task_ids=[task_id for r in requests for task_id in child_task_ids(r)],
                 batch_ids=[r.batch_id for r in requests],
             )
-        outcomes = await asyncio.gather(*(run_child_batch(self._inp, r) for r in requests))
+        budget = self._inp.budget.remaining(self._usage) if self._inp.budget else None
+        outcomes = await asyncio.gather(*(run_child_batch(self._inp, r, budget) for r in requests))
         results = [result for batch in outcomes for result in batch]
         for result in results:
             if result.usage is not None:
@@ -221,6 +226,13 @@ class AgentTaskWorkflow:
             {"role": "user", "content": sub_task_results_message(results)}
         )
         self._set_status("active")
+
+    async def _check_budget(self) -> None:
+        """Fail with ``BudgetExceeded`` if the budget leaves no room for another turn."""
+        error = spent(self._inp, self._usage, int(self._context.get("turn", 0)))
+        if error is not None:
+            await self._finish_failed(error)
+            raise self._failure(error)
 
     def _apply_steering(self) -> None:
         if not self._steering:

@@ -20,9 +20,15 @@ A root or lone leaf also keeps its summary in its memo (``factorial.workflows._s
 
 Cancelling a batch cancels its leaves, which start no more tasks and cancel the running ones;
 it ends once every task it started has ended. A failing task never stops the batch.
+
+A batch with a budget (``factorial._budget``) hears each task's usage after every turn
+(``task_usage``); once the budget is spent it stops like a cancelled batch and ends
+``failed``, with ``batch_failed`` and its ``error``.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from temporalio import workflow
 from temporalio.exceptions import is_cancelled_exception
@@ -34,6 +40,10 @@ from factorial.workflows._summary import SummaryMemo
 with workflow.unsafe.imports_passed_through():
     from factorial import _wire as wire
     from factorial._progress import max_units
+
+
+#: A batch with a budget watches its tasks' usage and stops when it is spent.
+BUDGET_PATCH = "batch-budget"
 
 
 @workflow.defn(name=wire.BATCH_WORKFLOW)
@@ -51,24 +61,61 @@ class BatchWorkflow:
         self._summary = SummaryMemo(self.snapshot) if inp.report_to is None else None
         if self._summary is not None:
             self._role.on_change = self._summary.changed
+        #: Why the batch's budget stopped it (``BudgetExceeded: ...``), once it has.
+        self._error: str | None = None
+        if inp.budget is not None and inp.report_to is None:
+            self._role.on_change = self._changed_with_budget
 
     @workflow.run
     async def run(self, inp: wire.BatchInput) -> wire.BatchSnapshot:
         if self._summary is not None:
             self._summary.start()
         try:
-            await self._role.run()
+            over = await self._run_role()
         except BaseException as err:
             if not is_cancelled_exception(err):
                 raise
             await self._role.stop()
             await self._finish("cancelled")
             raise
-        await self._finish("completed")
+        await self._finish("failed" if over else "completed")
         return self.snapshot()
 
+    async def _run_role(self) -> bool:
+        """Run the batch; True if its budget stopped it (``factorial._budget``).
+
+        Once the budget is spent the batch starts no more tasks, cancels the running ones
+        (and through them their sub-agents) and waits until each has ended. A batch whose
+        tasks all ended before it heard the budget was spent fails too, unless they all
+        completed.
+        """
+        budgeted = self._inp.budget is not None and self._inp.report_to is None
+        if not budgeted or not workflow.patched(BUDGET_PATCH):
+            await self._role.run()
+            return False
+        runner = asyncio.create_task(self._role.run())
+        await workflow.wait_condition(lambda: runner.done() or self._error is not None)
+        if runner.done():
+            await runner
+            # Every task ended on its own: the batch failed only if its budget is spent and
+            # a task did not complete (say, one its share of the budget stopped).
+            counts = self._role.counts()
+            if counts.completed == self._inp.total_tasks:
+                self._error = None
+            return self._error is not None
+        assert self._error is not None
+        await self._role.stop(self._error)
+        await runner
+        return True
+
+    def _changed_with_budget(self) -> None:
+        if self._summary is not None:
+            self._summary.changed()
+        if self._error is None and self._inp.budget is not None:
+            self._error = self._inp.budget.error(*self._role.spent())
+
     async def _finish(self, status: str) -> None:
-        await self._role.finish(status)
+        await self._role.finish(status, self._error)
         if self._summary is not None:
             self._summary.final()
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -91,12 +138,18 @@ class BatchWorkflow:
             parent_task_id=inp.parent_task_id,
             results=self._role.results(),
             retry_of=inp.retry_of,
+            error=self._error,
         )
 
     @workflow.signal(name=wire.TASK_TURN_SIGNAL)
     def task_turn(self, batch: wire.TaskTurnReports) -> None:
         """Tasks finished turns (sent by turn activities; repeats are harmless)."""
         self._role.turned(batch)
+
+    @workflow.signal(name=wire.TASK_USAGE_SIGNAL)
+    def task_usage(self, report: wire.TaskUsageReport) -> None:
+        """A task's usage so far, in a batch with a budget (sent by its task workflow)."""
+        self._role.usage_reported(report)
 
     @workflow.signal(name=wire.LEAF_REPORT_SIGNAL)
     def leaf_report(self, report: wire.LeafReport) -> None:

@@ -26,6 +26,7 @@ EXPECTED = {  # a line each block must print, by the heading it is under
     "Streaming completions": "streamed: Durable answers, streamed word by word.",
     "Fallback models and custom progress": "model: secondary",
     "Idempotent enqueue and resuming a task": "You said: A table for two. | Make it three.",
+    "Budgets across a tree of agents": "failed BudgetExceeded: used ",
 }
 
 

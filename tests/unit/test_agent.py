@@ -44,6 +44,8 @@ def test_public_api_is_pinned() -> None:
             "BatchInfo",
             "BatchMetadata",
             "BatchNotFoundError",
+            "Budget",
+            "BudgetExceeded",
             "EventPublisher",
             "EventStreamConfig",
             "EventStreamError",
