@@ -24,6 +24,7 @@ from factorial._tool_actions import FINAL_OUTPUT_TOOL, PendingCall
 from factorial._tool_actions import published as published_tool_action
 from factorial._usage import TokenUsage
 from factorial.context import AgentContext, ExecutionContext
+from factorial.errors import MaxTurnsExceeded
 from factorial.events import EventPublisher, progress_event_type
 from factorial.models import ModelResponse
 
@@ -239,3 +240,20 @@ def _describe_turn(completion: TurnCompletion[Any]) -> dict[str, Any]:
 def _usage_fields(usage: TokenUsage | None) -> dict[str, Any] | None:
     """``prompt_tokens``, ``completion_tokens``, ``total_tokens`` and ``cost``, or None."""
     return usage.model_dump(mode="json") if usage is not None else None
+
+
+def turns_exhausted(
+    agent: BaseAgent[ContextT], completion: TurnCompletion[ContextT]
+) -> MaxTurnsExceeded | None:
+    """The error to end the run with if ``max_turns`` ran out without a final output."""
+    if (
+        agent.max_turns is None
+        or completion.is_done
+        or completion.pending_tool_calls
+        or completion.child_batches
+        or completion.context.turn < agent.max_turns
+    ):
+        return None
+    return MaxTurnsExceeded(
+        f"agent {agent.name!r} reached max_turns={agent.max_turns} without a final output"
+    )

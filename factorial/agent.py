@@ -56,7 +56,13 @@ def _snake_case(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-def _check_types(output_type: Any, context_class: Any) -> None:
+def _check_config(
+    tools: dict[str, FunctionTool], max_turns: int | None, output_type: Any, context_class: Any
+) -> None:
+    if output_type is not None and FINAL_OUTPUT_TOOL in tools:
+        raise UserError(f"a tool may not be named {FINAL_OUTPUT_TOOL!r} with output_type")
+    if max_turns is not None and max_turns < 1:
+        raise UserError("max_turns must be at least 1")
     if output_type is not None and not (
         isinstance(output_type, type) and issubclass(output_type, BaseModel)
     ):
@@ -120,15 +126,11 @@ class BaseAgent(Generic[ContextT]):
         self.description = description or type(self).__name__
         self.instructions = instructions
         self.tools = tools_by_name(tools or [])
-        if output_type is not None and FINAL_OUTPUT_TOOL in self.tools:
-            raise UserError(f"a tool may not be named {FINAL_OUTPUT_TOOL!r} with output_type")
+        _check_config(self.tools, max_turns, output_type, context_class)
         self.model = model
         self.model_settings = model_settings or ModelSettings()
-        if max_turns is not None and max_turns < 1:
-            raise UserError("max_turns must be at least 1")
         self.max_turns = max_turns
         self.budget = checked_budget(budget)
-        _check_types(output_type, context_class)
         self.output_type = output_type
         self.context_class = context_class
         self.request_timeout = request_timeout
@@ -265,17 +267,7 @@ class BaseAgent(Generic[ContextT]):
 
     def turns_exhausted(self, completion: TurnCompletion[ContextT]) -> MaxTurnsExceeded | None:
         """The error to end the run with if ``max_turns`` ran out without a final output."""
-        if (
-            self.max_turns is None
-            or completion.is_done
-            or completion.pending_tool_calls
-            or completion.child_batches
-            or completion.context.turn < self.max_turns
-        ):
-            return None
-        return MaxTurnsExceeded(
-            f"agent {self.name!r} reached max_turns={self.max_turns} without a final output"
-        )
+        return _turn.turns_exhausted(self, completion)
 
     def hooks_outside_turns(self) -> list[str] | None:
         """The hooks the task workflow runs as activities, or None if ``run_hook`` is custom."""

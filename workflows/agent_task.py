@@ -17,6 +17,7 @@ outside a turn (``_hooks``) and a forking tool's sub-agent batches (``_children`
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from temporalio import workflow
@@ -49,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         FailureType,
         PendingToolCall,
         SteerInput,
+        SubTaskResult,
         TaskInput,
         TaskSnapshot,
         TokenUsage,
@@ -124,18 +126,7 @@ class AgentTaskWorkflow:
             raise
 
     def _failure(self, message: str) -> ApplicationError:
-        """The task's failure; its details carry its usage, for the batch that counts it.
-
-        Then its context, so ``resume_task`` reads the conversation with no worker.
-        """
-        details: list[Any] = [self._usage.model_dump(mode="json")]
-        if workflow.patched(_FAILURE_CONTEXT_PATCH):
-            details.append(self._context)
-        return ApplicationError(
-            message, *details, type=FailureType.AGENT_RUN_FAILED, non_retryable=True
-        )
-
-    # -- queries and updates -------------------------------------------------------------
+        return _failure(message, self._usage, self._context)
 
     @workflow.query(name=SNAPSHOT_QUERY)
     def snapshot(self) -> TaskSnapshot:
@@ -210,15 +201,7 @@ class AgentTaskWorkflow:
         descendant); ``asyncio.gather`` waits until each has finished cancelling.
         """
         self._set_status("pending_child_tasks")
-        if workflow.patched(PENDING_CHILDREN_EVENT_PATCH):
-            self._emit(
-                ev.TASK_PENDING_CHILD_TASK_RESULTS,
-                child_task_ids=[task_id for r in requests for task_id in child_task_ids(r)],
-                batch_ids=[r.batch_id for r in requests],
-            )
-        budget = self._inp.budget.remaining(self._usage) if self._inp.budget else None
-        outcomes = await asyncio.gather(*(run_child_batch(self._inp, r, budget) for r in requests))
-        results = [result for batch in outcomes for result in batch]
+        results = await _run_child_batches(self._inp, requests, self._usage, self._emit)
         for result in results:
             if result.usage is not None:
                 self._usage += result.usage
@@ -328,6 +311,37 @@ class AgentTaskWorkflow:
 
     async def _drain_events(self) -> None:
         await self._events.drain()
+
+
+def _failure(message: str, usage: TokenUsage, context: dict[str, Any]) -> ApplicationError:
+    """The task's failure; its details carry its usage, for the batch that counts it.
+
+    Then its context, so ``resume_task`` reads the conversation with no worker.
+    """
+    details: list[Any] = [usage.model_dump(mode="json")]
+    if workflow.patched(_FAILURE_CONTEXT_PATCH):
+        details.append(context)
+    return ApplicationError(
+        message, *details, type=FailureType.AGENT_RUN_FAILED, non_retryable=True
+    )
+
+
+async def _run_child_batches(
+    inp: TaskInput,
+    requests: list[ChildBatchRequest],
+    usage: TokenUsage,
+    emit: Callable[..., None],
+) -> list[SubTaskResult]:
+    """Announce the sub-agents, then run their batches with what the budget leaves them."""
+    if workflow.patched(PENDING_CHILDREN_EVENT_PATCH):
+        emit(
+            ev.TASK_PENDING_CHILD_TASK_RESULTS,
+            child_task_ids=[task_id for r in requests for task_id in child_task_ids(r)],
+            batch_ids=[r.batch_id for r in requests],
+        )
+    budget = inp.budget.remaining(usage) if inp.budget else None
+    outcomes = await asyncio.gather(*(run_child_batch(inp, r, budget) for r in requests))
+    return [result for batch in outcomes for result in batch]
 
 
 def _raise_if_cancel_requested() -> None:
