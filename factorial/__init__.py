@@ -14,6 +14,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from factorial._policies import FailurePolicy, Quorum
     from factorial._usage import TokenUsage
     from factorial.agent import Agent, BaseAgent, RunCompletion, TurnCompletion
     from factorial.context import AgentContext, ExecutionContext
@@ -81,6 +82,7 @@ __all__ = [
     "EventsExpiredError",
     "ExecutionContext",
     "FactorialError",
+    "FailurePolicy",
     "FunctionTool",
     "HookSignatureError",
     "InlineRunError",
@@ -94,6 +96,7 @@ __all__ = [
     "NotFoundError",
     "Orchestrator",
     "PayloadTooLargeError",
+    "Quorum",
     "RunCompletion",
     "Task",
     "TaskCancelledError",
@@ -117,6 +120,7 @@ __all__ = [
 
 #: Where each public name is defined.
 _DEFINED_IN: dict[str, tuple[str, ...]] = {
+    "factorial._policies": ("FailurePolicy", "Quorum"),
     "factorial._usage": ("TokenUsage",),
     "factorial.agent": ("Agent", "BaseAgent", "RunCompletion", "TurnCompletion"),
     "factorial.context": ("AgentContext", "ExecutionContext"),

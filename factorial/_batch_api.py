@@ -10,6 +10,7 @@ from typing import Any
 
 from factorial import _batches
 from factorial._orchestrator_base import OrchestratorBase
+from factorial._policies import FailurePolicy
 from factorial.agent import BaseAgent
 from factorial.context import AgentContext
 from factorial.task import Batch
@@ -26,15 +27,27 @@ class BatchAPI(OrchestratorBase):
         agent: BaseAgent[Any],
         owner_id: str,
         payloads: Sequence[AgentContext | dict[str, Any]],
+        *,
+        on_failure: FailurePolicy | None = None,
     ) -> Batch:
         """Start one task of ``agent`` per payload, tracked together as a batch.
 
-        Every payload is validated first: on any error nothing is started.
+        Every payload is validated first: on any error nothing is started. A failing task
+        never stops the batch unless ``on_failure`` says so: once more tasks have failed than
+        it tolerates, the rest are cancelled and the batch ends ``failed`` (``batch_failed``,
+        and ``metadata.reason``).
+
+        Args:
+            agent: The registered agent that runs each task.
+            owner_id: Who the batch belongs to.
+            payloads: One context (or dict) per task.
+            on_failure: How many failed tasks the batch tolerates; None: any number.
 
         Raises:
             AgentNotRegisteredError: The agent is not registered here.
             UserError: More than ``MAX_LEAVES * batch_chunk_size`` payloads.
             InvalidPayloadError: No payloads, or one does not validate (its index is named).
+            UserError: ``on_failure`` is not a ``FailurePolicy``.
             InvalidIdError: The owner id is not usable as part of a workflow id.
             PayloadTooLargeError: One payload is larger than Temporal accepts.
         """
@@ -49,6 +62,7 @@ class BatchAPI(OrchestratorBase):
             self.batch_chunk_size,
             self.max_running_tasks,
             self._search_attributes,
+            on_failure,
         )
 
     async def get_batch(self, batch_id: str) -> Batch:

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
+from factorial._policies import FailurePolicy
 from factorial._task_wire import TurnPolicy
 from factorial._usage import TokenUsage
 from factorial._wire_names import SA_AGENT, SA_BATCH, SA_OWNER, SA_PARENT, SA_STATUS
@@ -78,6 +79,12 @@ class BatchInput(BaseModel):
     collect_results: bool = False
     # A batch that retries another batch's failed tasks: that batch's id.
     retry_of: str | None = None
+    # Sub-agent batch (a lone leaf): stop once this many tasks have completed (the forking
+    # tool's join policy); None: run every task to its end.
+    join: int | None = None
+    # A batch's own root: cancel the rest and end ``failed`` once too many tasks have failed
+    # (checked by the root, from its leaves' counts); None: failures never stop it.
+    on_failure: FailurePolicy | None = None
 
     @property
     def is_leaf(self) -> bool:
@@ -163,6 +170,8 @@ class BatchSnapshot(BaseModel):
     parent_task_id: str | None = None
     results: list[SubTaskResult] | None = None
     retry_of: str | None = None
+    #: Why a batch ended ``failed`` (its failure policy tripped); None otherwise.
+    reason: str | None = None
 
 
 class BatchSummary(BaseModel):
@@ -183,6 +192,7 @@ class BatchSummary(BaseModel):
     created_at: datetime | None = None
     parent_task_id: str | None = None
     retry_of: str | None = None
+    reason: str | None = None
     updated_at: datetime | None = None
 
     @classmethod

@@ -43,6 +43,7 @@ from factorial import _wire as wire
 from factorial._cancelling import cancel_each
 from factorial._ids import new_batch_id, validate_id
 from factorial._payloads import chunk_payloads
+from factorial._policies import FailurePolicy
 from factorial._progress import max_units, percent
 from factorial._tasks import QUERY_TIMEOUT
 from factorial._workers import agent_task_queue
@@ -78,9 +79,12 @@ async def enqueue(
     chunk_size: int,
     max_running: int,
     search_attributes: frozenset[str],
+    on_failure: FailurePolicy | None = None,
 ) -> Batch:
     """Validate every payload (nothing starts if one fails), then start the batch."""
     validate_id(owner_id, "owner id")
+    if on_failure is not None and not isinstance(on_failure, FailurePolicy):
+        raise UserError(f"on_failure must be a FailurePolicy, got {on_failure!r}")
     if not payloads:
         raise InvalidPayloadError("a batch needs at least one payload")
     contexts = []
@@ -107,6 +111,7 @@ async def enqueue(
         created_at=datetime.now(UTC),
         track_status=wire.SA_STATUS in search_attributes,
         hooks=agent.hooks_outside_turns(),
+        on_failure=on_failure,
     )
     await start_batch(client, inp, chunks, max_running)
     return new_batch_record(inp)
@@ -329,6 +334,7 @@ def batch_from(snapshot: wire.BatchSnapshot) -> Batch:
             cancelled=snapshot.counts.cancelled,
             usage=snapshot.counts.usage,
             retry_of=snapshot.retry_of,
+            reason=snapshot.reason,
         ),
     )
 

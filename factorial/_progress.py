@@ -66,6 +66,10 @@ class Tally:
             self.usage += usage
         self.outcomes[index] = outcome
 
+    def count(self, outcome: str) -> int:
+        """How many tasks ended with ``outcome``."""
+        return sum(1 for ended in self.outcomes.values() if ended == outcome)
+
     def done_units(self) -> int:
         """Progress units so far (see the module docstring)."""
         if not self.max_turns:

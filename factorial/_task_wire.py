@@ -128,6 +128,8 @@ class ChildBatchRequest(BaseModel):
     tool_call_id: str
     timeout: float
     hooks: list[str] | None = None
+    #: The forking tool's join: the batch stops once this many children have completed.
+    join: int | None = None
 
 
 class TurnOutput(BaseModel):

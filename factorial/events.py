@@ -27,10 +27,20 @@ RUN_STEERING_FAILED = "run_steering_failed"
 BATCH_PROGRESS = "batch_progress"
 BATCH_COMPLETED = "batch_completed"
 BATCH_CANCELLED = "batch_cancelled"
+#: A batch's failure policy tripped: the rest were cancelled; ``reason`` says why.
+BATCH_FAILED = "batch_failed"
 
 #: Events a subscriber receives exactly once per task (or batch), even across worker crashes.
 TERMINAL_EVENTS = frozenset(
-    {AGENT_OUTPUT, RUN_COMPLETED, RUN_FAILED, RUN_CANCELLED, BATCH_COMPLETED, BATCH_CANCELLED}
+    {
+        AGENT_OUTPUT,
+        RUN_COMPLETED,
+        RUN_FAILED,
+        RUN_CANCELLED,
+        BATCH_COMPLETED,
+        BATCH_CANCELLED,
+        BATCH_FAILED,
+    }
 )
 
 #: The operations a turn reports progress of: ``progress_update_{operation}_{phase}``.
@@ -54,6 +64,7 @@ BUILTIN_EVENT_TYPES: tuple[str, ...] = (
     BATCH_PROGRESS,
     BATCH_COMPLETED,
     BATCH_CANCELLED,
+    BATCH_FAILED,
     *(f"{PROGRESS_PREFIX}{op}_{phase}" for op in PROGRESS_OPERATIONS for phase in PROGRESS_PHASES),
 )
 

@@ -111,6 +111,8 @@ class BatchMetadata(BaseModel):
     usage: TokenUsage = Field(default_factory=TokenUsage)
     #: The batch whose failed tasks this one retries (``Orchestrator.retry_failed_tasks``).
     retry_of: str | None = None
+    #: Why the batch ended ``failed``: its ``FailurePolicy`` tripped (None otherwise).
+    reason: str | None = None
 
 
 class Batch(BaseModel):

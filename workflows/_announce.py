@@ -3,8 +3,8 @@ terminal events of a batch's tasks (``announce_end``).
 
 ``batch_progress`` goes out whenever the progress or the count of ended tasks changes; while
 a send is in flight, newer progress replaces the queued one, so a busy batch sends the latest
-state, not every step. ``batch_completed`` or ``batch_cancelled`` goes out exactly once, after
-every task's terminal event.
+state, not every step. ``batch_completed``, ``batch_cancelled`` or ``batch_failed`` goes out
+exactly once, after every task's terminal event.
 """
 
 from __future__ import annotations
@@ -57,9 +57,15 @@ class Announcer:
             result = wire.SubTaskResult(task_id=task_id, status="cancelled")
             announce_end(self._events, self._inp.agent_name, result)
 
-    def ended(self, counts: wire.BatchCounts, status: str) -> None:
-        """Announce the batch's end: ``batch_completed`` (at 100%) or ``batch_cancelled``."""
-        if status == "completed":
+    def ended(self, counts: wire.BatchCounts, status: str, reason: str | None = None) -> None:
+        """Announce the batch's end: ``batch_completed`` (at 100%), ``batch_cancelled``, or
+        ``batch_failed`` (its failure policy tripped: ``reason``)."""
+        if status == "failed":
+            value = percent(
+                counts.done_units, max_units(self._inp.max_turns, self._inp.total_tasks)
+            )
+            self._events.emit(ev.BATCH_FAILED, **self._fields(counts, value, status), reason=reason)
+        elif status == "completed":
             if self._last is None or self._last[0] != 100.0:
                 self._events.emit(
                     ev.BATCH_PROGRESS, coalesce=True, **self._fields(counts, 100.0, "active")

@@ -55,6 +55,7 @@ async def run_child_batch(inp: TaskInput, request: ChildBatchRequest) -> list[Su
         payloads=request.payloads,
         collect_results=True,
         hooks=request.hooks,
+        join=request.join,
     )
     patched = workflow.patched(AGENT_BATCH_PATCH)
     batch_type = BATCH_WORKFLOW if patched else LEGACY_BATCH_WORKFLOW

@@ -145,6 +145,11 @@ class Leaf:
     def _stopped(self) -> bool:
         return self._stop_reason is not None
 
+    @property
+    def stopped(self) -> bool:
+        """Whether the leaf has been stopped (it starts no more tasks)."""
+        return self._stopped
+
     def turned(self, report: wire.TaskTurnReport) -> None:
         """A task's turn activity finished a turn (repeats and reordering are harmless)."""
         index = report.index if report.index is not None else wire.task_index_of(report.task_id)
@@ -157,8 +162,11 @@ class Leaf:
             result = await self._execute(index, task_id, payload)
         except ChildWorkflowError as err:
             status = "cancelled" if is_cancelled_exception(err) else "failed"
+            error = error_text(err)
+            if status == "cancelled" and self._stop_reason is not None:
+                error = f"cancelled: {self._stop_reason}"
             result = wire.SubTaskResult(
-                task_id=task_id, status=status, error=error_text(err), usage=failed_usage(err)
+                task_id=task_id, status=status, error=error, usage=failed_usage(err)
             )
         except WorkflowAlreadyStartedError:
             result = wire.SubTaskResult(

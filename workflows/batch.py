@@ -19,7 +19,9 @@ A root or lone leaf also keeps its summary in its memo (``factorial.workflows._s
 ``get_batch`` answers without a worker.
 
 Cancelling a batch cancels its leaves, which start no more tasks and cancel the running ones;
-it ends once every task it started has ended. A failing task never stops the batch.
+it ends once every task it started has ended. A failing task never stops the batch, unless
+its ``on_failure`` policy says so: then the rest are cancelled and it ends ``failed``
+(``factorial.workflows._policy``); a sub-agent batch's ``join`` ends it early, ``completed``.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ class BatchWorkflow:
             await self._role.stop()
             await self._finish("cancelled")
             raise
-        await self._finish("completed")
+        await self._finish(self._role.ending())
         return self.snapshot()
 
     async def _finish(self, status: str) -> None:
@@ -91,6 +93,7 @@ class BatchWorkflow:
             parent_task_id=inp.parent_task_id,
             results=self._role.results(),
             retry_of=inp.retry_of,
+            reason=self._role.reason,
         )
 
     @workflow.signal(name=wire.TASK_TURN_SIGNAL)
