@@ -84,7 +84,8 @@ class FailurePolicy(BaseModel):
     def tripped(self, failed: int, total: int) -> str | None:
         """Why a batch of ``total`` tasks, ``failed`` of them failed, must stop; None: go on."""
         if self.max_failed is not None and failed > self.max_failed:
-            return f"{failed} tasks failed, more than max_failed={self.max_failed}"
+            tasks = "task" if failed == 1 else "tasks"
+            return f"{failed} {tasks} failed, more than max_failed={self.max_failed}"
         ratio = self.max_failed_ratio
         if ratio is not None and total and failed / total > ratio:
             return f"{failed} of {total} tasks failed, more than max_failed_ratio={ratio:g}"

@@ -23,6 +23,7 @@ EXPECTED = {  # a line each block must print, by the heading it is under
     "Sub-agents": '<sub_task_result sub_task_id="',
     "A deferred tool (human in the loop) and steering": "Heard: Pay in euros.",
     "Cancellation": "cancelled",
+    "Join policies and batch failure policy": "failed 1 task failed, more than max_failed=0 2",
 }
 
 

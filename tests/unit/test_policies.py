@@ -54,7 +54,7 @@ def test_failure_policy_trips_past_what_it_tolerates() -> None:
     ratio = FailurePolicy(max_failed_ratio=0.2)
     assert ratio.tripped(2, 10) is None
     assert ratio.tripped(3, 10) == "3 of 10 tasks failed, more than max_failed_ratio=0.2"
-    assert FailurePolicy(max_failed=0).tripped(1, 1) is not None
+    assert FailurePolicy(max_failed=0).tripped(1, 1) == "1 task failed, more than max_failed=0"
     both = FailurePolicy(max_failed=5, max_failed_ratio=0.1)
     assert both.tripped(2, 10) is not None and both.tripped(1, 10) is None
 
