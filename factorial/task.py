@@ -146,7 +146,7 @@ class BatchInfo(BaseModel):
     id: str
     agent: str | None = None
     owner_id: str | None = None
-    #: ``active``, ``completed`` or ``cancelled``.
+    #: ``active``, ``completed``, ``cancelled`` or ``failed`` (its ``FailurePolicy`` tripped).
     status: str
     parent_task_id: str | None = None
     started_at: datetime | None = None

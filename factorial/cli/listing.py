@@ -98,7 +98,9 @@ def batch_list(
     agent: AgentFilter = None,
     status: Annotated[
         str | None,
-        typer.Option("--status", help="Only batches in this status: active, completed, cancelled."),
+        typer.Option(
+            "--status", help="Only batches in this status: active, completed, cancelled, failed."
+        ),
     ] = None,
     limit: LimitOption = DEFAULT_LIMIT,
     json_: JsonOption = False,

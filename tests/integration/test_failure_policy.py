@@ -3,6 +3,8 @@ batch ends ``failed`` with the reason; by default a failure never stops a batch.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from factorial import Agent, AgentWorkerConfig, Batch, FailurePolicy, Orchestrator, UserError
@@ -80,6 +82,12 @@ async def test_max_failed_ratio(orchestrator: Orchestrator, unique) -> None:
     assert (batch.metadata.failed, batch.metadata.cancelled) == (1, 3)
     [ended] = ledger.of_type("batch_failed")
     assert ended["reason"] == reason
+    async with asyncio.timeout(30):  # visibility lags the batch's end a little
+        while True:
+            listed = await orchestrator.list_batches(owner_id=ended["owner_id"], status="failed")
+            if [info.id for info in listed] == [batch.id]:
+                break
+            await asyncio.sleep(0.2)
 
 
 async def test_by_default_failures_never_stop_a_batch(orchestrator: Orchestrator, unique) -> None:
