@@ -97,7 +97,7 @@ async def test_quorum_of_two_out_of_three(orchestrator: Orchestrator, unique) ->
 async def test_timeout_resumes_with_what_it_has(orchestrator: Orchestrator, unique) -> None:
     """The quorum is never met: the timeout resumes the parent with the partial results."""
     lines, children, ledger, parent = await fork_and_join(
-        orchestrator, unique, ["fast", "slow", "slow"], Quorum(2), timeout=10
+        orchestrator, unique, ["fast", "slow", "slow"], Quorum(2), timeout=15
     )
 
     assert lines[0].endswith(">ok fast</sub_task_result>")
