@@ -21,13 +21,23 @@ with workflow.unsafe.imports_passed_through():
     from factorial._progress import max_units, percent
 
 
-def announce_end(events: StreamEmitter, agent_name: str, result: wire.SubTaskResult) -> None:
+def announce_end(
+    events: StreamEmitter,
+    agent_name: str,
+    result: wire.SubTaskResult,
+    reason: str | None = None,
+) -> None:
     """A task's terminal events, from its result: ``agent_output`` and ``run_completed``,
-    ``run_cancelled`` or ``run_failed``."""
+    ``run_cancelled`` (with the ``reason`` its batch stopped it, if given) or ``run_failed``."""
     task: dict[str, Any] = {"task_id": result.task_id, "agent_name": agent_name}
     usage = result.usage.model_dump(mode="json") if result.usage is not None else None
     ending = ev.terminal_events(
-        result.status, turn=result.turn, output=result.output, error=result.error, usage=usage
+        result.status,
+        turn=result.turn,
+        output=result.output,
+        error=result.error,
+        usage=usage,
+        reason=reason,
     )
     for event_type, fields in ending:
         events.emit(event_type, **task, **fields)
@@ -51,11 +61,11 @@ class Announcer:
                 ev.BATCH_PROGRESS, coalesce=True, **self._fields(counts, value, "active")
             )
 
-    def tasks_cancelled(self, task_ids: list[str]) -> None:
+    def tasks_cancelled(self, task_ids: list[str], reason: str | None = None) -> None:
         """Announce ``run_cancelled`` for tasks a leaf stopped (from its final report)."""
         for task_id in task_ids:
             result = wire.SubTaskResult(task_id=task_id, status="cancelled")
-            announce_end(self._events, self._inp.agent_name, result)
+            announce_end(self._events, self._inp.agent_name, result, reason)
 
     def ended(self, counts: wire.BatchCounts, status: str, reason: str | None = None) -> None:
         """Announce the batch's end: ``batch_completed`` (at 100%), ``batch_cancelled``, or

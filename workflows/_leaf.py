@@ -250,7 +250,9 @@ class Leaf:
         if announce and result.status == "cancelled" and self.unannounced is not None:
             self.unannounced.append(result.task_id)
         elif announce:
-            announce_end(self._events, self._inp.agent_name, result)
+            stopped = result.status == "cancelled" and self._stop_reason is not None
+            reason = self._stop_reason if stopped else None
+            announce_end(self._events, self._inp.agent_name, result, reason)
         self._changed()
 
 

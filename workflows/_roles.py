@@ -160,13 +160,18 @@ class RootRole(_AnnouncingRole):
 
     def __init__(self, inp: wire.BatchInput, events: StreamEmitter) -> None:
         super().__init__(inp, events)
-        self._root = Root(inp, self._changed, self._announcer.tasks_cancelled)
+        self._root = Root(inp, self._changed, self._leaf_stopped_tasks)
         self._stopping: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
         await self._root.run()
         if self._stopping is not None:
             await self._stopping
+
+    def _leaf_stopped_tasks(self, task_ids: list[str]) -> None:
+        """Announce the tasks a stopped leaf cancelled, and why it was stopped."""
+        reason = self.reason or "the batch was cancelled"
+        self._announcer.tasks_cancelled(task_ids, reason)
 
     def _changed(self) -> None:
         if self.status == "active" and self._stopping is None:

@@ -64,6 +64,7 @@ async def test_max_failed_across_leaves_cancels_the_rest(
     outcomes = ledger.outcomes()
     assert [outcomes[t] for t in batch.task_ids] == ["failed"] * 3 + ["cancelled"] * 3
     assert not ledger.of_type("run_completed", "batch_completed")
+    assert all(e["reason"] == reason for e in ledger.of_type("run_cancelled"))
     # Every task has ended: no task completes after the batch failed.
     client = await orchestrator.client()
     for task_id in batch.task_ids:
@@ -82,6 +83,7 @@ async def test_max_failed_ratio(orchestrator: Orchestrator, unique) -> None:
     assert (batch.metadata.failed, batch.metadata.cancelled) == (1, 3)
     [ended] = ledger.of_type("batch_failed")
     assert ended["reason"] == reason
+    assert [e["reason"] for e in ledger.of_type("run_cancelled")] == [reason] * 3
     async with asyncio.timeout(30):  # visibility lags the batch's end a little
         while True:
             listed = await orchestrator.list_batches(owner_id=ended["owner_id"], status="failed")

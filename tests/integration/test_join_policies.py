@@ -75,6 +75,8 @@ async def test_join_first_resumes_after_the_first_child(orchestrator: Orchestrat
     ledger.assert_exactly_once(
         [parent, *children], batch_ids=[f"{parent}-t0-call00-0"], expected=expected
     )
+    for child in children[1:]:  # announced, with the reason
+        assert ledger.ending(child)["reason"].startswith("the forking tool's join policy")
     [ended] = ledger.of_type("batch_completed")
     assert ended["outcomes"] == {"completed": 1, "failed": 0, "cancelled": 2}
     batch = await orchestrator.get_batch(f"{parent}-t0-call00-0")
@@ -106,3 +108,5 @@ async def test_timeout_resumes_with_what_it_has(orchestrator: Orchestrator, uniq
     expected = {parent: "completed", children[0]: "completed"}
     expected |= {child: "cancelled" for child in children[1:]}
     ledger.assert_exactly_once([parent, *children], expected=expected)
+    for child in children[1:]:
+        assert ledger.ending(child)["reason"] == "the forking tool's timeout passed"
