@@ -10,7 +10,9 @@ import pytest
 from factorial import Agent, AgentWorkerConfig, Batch, FailurePolicy, Orchestrator, UserError
 from factorial.models import ModelRequest
 from factorial.testing import Fail, Reply, ScriptedModel, reply
+from factorial.workflows._policy import FAILURE_PATCH
 from tests.conftest import BOTH_TURN_MODES
+from tests.integration.test_replay import patch_ids, replay
 from tests.ledger import EventLedger
 
 pytestmark = BOTH_TURN_MODES
@@ -70,6 +72,11 @@ async def test_max_failed_across_leaves_cancels_the_rest(
     for task_id in batch.task_ids:
         description = await client.get_workflow_handle(task_id).describe()
         assert description.close_time is not None, task_id
+    for workflow_id in (batch.id, f"{batch.id}-part1"):  # root and leaf histories replay
+        history = await client.get_workflow_handle(workflow_id).fetch_history()
+        await replay(history)
+    root = await client.get_workflow_handle(batch.id).fetch_history()
+    assert FAILURE_PATCH in patch_ids(root)
 
 
 async def test_max_failed_ratio(orchestrator: Orchestrator, unique) -> None:

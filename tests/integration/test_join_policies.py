@@ -9,7 +9,9 @@ from factorial import Agent, AgentWorkerConfig, ExecutionContext, Orchestrator, 
 from factorial._policies import Join
 from factorial.models import ModelRequest
 from factorial.testing import Reply, ScriptedModel, call_tool, reply
+from factorial.workflows._policy import JOIN_PATCH
 from tests.conftest import BOTH_TURN_MODES
+from tests.integration.test_replay import patch_ids, replay
 from tests.ledger import EventLedger
 
 pytestmark = BOTH_TURN_MODES
@@ -81,6 +83,11 @@ async def test_join_first_resumes_after_the_first_child(orchestrator: Orchestrat
     assert ended["outcomes"] == {"completed": 1, "failed": 0, "cancelled": 2}
     batch = await orchestrator.get_batch(f"{parent}-t0-call00-0")
     assert batch.metadata.status == "completed" and batch.metadata.cancelled == 2
+    client = await orchestrator.client()
+    for workflow_id in (parent, batch.id):  # the join's histories replay on this code
+        await replay(await client.get_workflow_handle(workflow_id).fetch_history())
+    history = await client.get_workflow_handle(batch.id).fetch_history()
+    assert JOIN_PATCH in patch_ids(history)
 
 
 async def test_quorum_of_two_out_of_three(orchestrator: Orchestrator, unique) -> None:
