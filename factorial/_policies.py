@@ -10,9 +10,9 @@ counters.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from factorial.errors import ToolDefinitionError, UserError
 
@@ -69,6 +69,20 @@ class FailurePolicy(BaseModel):
 
     max_failed: int | None = None
     max_failed_ratio: float | None = None
+
+    def __init__(self, **fields: Any) -> None:
+        """Check the fields.
+
+        Raises:
+            UserError: Neither limit is set, one is out of range or not a number.
+        """
+        try:
+            super().__init__(**fields)
+        except ValidationError as err:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()
+            )
+            raise UserError(f"invalid FailurePolicy: {problems}") from None
 
     @model_validator(mode="after")
     def _check(self) -> Self:

@@ -247,7 +247,9 @@ def forking_tool(
         join: When the parent resumes: once ``"all"`` children have ended (the default),
             once the ``"first"`` has completed, or once ``Quorum(k)`` have completed. The
             children still running then are cancelled (each announces ``run_cancelled``).
-            It applies to each ``spawn_child_tasks`` call of the tool on its own.
+            It applies to each ``spawn_child_tasks`` call of the tool on its own; a quorum
+            that can no longer be met (too many failed, or more than were spawned) waits
+            for every child to end.
     """
     return _decorate(func, "forking", timeout, name, description, is_enabled, join)
 

@@ -66,6 +66,8 @@ def test_failure_policy_trips_past_what_it_tolerates() -> None:
         ({"max_failed": -1}, "max_failed must be >= 0"),
         ({"max_failed_ratio": 1.0}, "max_failed_ratio must be in"),
         ({"max_failed_ratio": -0.1}, "max_failed_ratio must be in"),
+        ({"max_failed": "two"}, "invalid FailurePolicy: max_failed"),
+        ({"max_failed": 1, "max_failures": 2}, "invalid FailurePolicy: max_failures"),
     ],
 )
 def test_a_bad_failure_policy_is_refused(fields: dict[str, float], message: str) -> None:
