@@ -125,6 +125,7 @@ class AgentActivities:
             task_id=inp.task_id,
             owner_id=inp.owner_id,
             agent_name=agent.name,
+            flush=lambda: streams.flush(inp.owner_id),
         )
         execution_ctx = ExecutionContext(
             task_id=inp.task_id,
@@ -209,6 +210,7 @@ class AgentActivities:
             timeout=request.timeout,
             join=request.join,
             hooks=self._agents[request.agent_name].hooks_outside_turns(),
+            task_budget=self._agents[request.agent_name].budget,
         )
 
     @activity.defn(name=RUN_HOOK_ACTIVITY)

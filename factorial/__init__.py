@@ -14,6 +14,8 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from factorial._budget import Budget
+    from factorial._custom_progress import publish_progress
     from factorial._policies import FailurePolicy, Quorum
     from factorial._usage import TokenUsage
     from factorial.agent import Agent, BaseAgent, RunCompletion, TurnCompletion
@@ -22,10 +24,12 @@ if TYPE_CHECKING:
         AgentNotRegisteredError,
         AgentRunError,
         BatchNotFoundError,
+        BudgetExceeded,
         EventsExpiredError,
         EventStreamError,
         FactorialError,
         HookSignatureError,
+        IdempotencyConflictError,
         InlineRunError,
         InvalidIdError,
         InvalidPayloadError,
@@ -43,7 +47,7 @@ if TYPE_CHECKING:
         UserError,
     )
     from factorial.events import AgentEvent, EventPublisher, EventStreamConfig
-    from factorial.models import Model, ModelSettings
+    from factorial.models import Model, ModelSettings, fallback_models
     from factorial.orchestrator import Orchestrator
     from factorial.task import (
         Batch,
@@ -76,6 +80,8 @@ __all__ = [
     "BatchInfo",
     "BatchMetadata",
     "BatchNotFoundError",
+    "Budget",
+    "BudgetExceeded",
     "EventPublisher",
     "EventStreamConfig",
     "EventStreamError",
@@ -85,6 +91,7 @@ __all__ = [
     "FailurePolicy",
     "FunctionTool",
     "HookSignatureError",
+    "IdempotencyConflictError",
     "InlineRunError",
     "InvalidIdError",
     "InvalidPayloadError",
@@ -114,12 +121,16 @@ __all__ = [
     "UserError",
     "deferred_result",
     "deferred_tool",
+    "fallback_models",
     "forking_tool",
     "function_tool",
+    "publish_progress",
 ]
 
 #: Where each public name is defined.
 _DEFINED_IN: dict[str, tuple[str, ...]] = {
+    "factorial._custom_progress": ("publish_progress",),
+    "factorial._budget": ("Budget",),
     "factorial._policies": ("FailurePolicy", "Quorum"),
     "factorial._usage": ("TokenUsage",),
     "factorial.agent": ("Agent", "BaseAgent", "RunCompletion", "TurnCompletion"),
@@ -128,10 +139,12 @@ _DEFINED_IN: dict[str, tuple[str, ...]] = {
         "AgentNotRegisteredError",
         "AgentRunError",
         "BatchNotFoundError",
+        "BudgetExceeded",
         "EventsExpiredError",
         "EventStreamError",
         "FactorialError",
         "HookSignatureError",
+        "IdempotencyConflictError",
         "InlineRunError",
         "InvalidIdError",
         "InvalidPayloadError",
@@ -149,7 +162,7 @@ _DEFINED_IN: dict[str, tuple[str, ...]] = {
         "UserError",
     ),
     "factorial.events": ("AgentEvent", "EventPublisher", "EventStreamConfig"),
-    "factorial.models": ("Model", "ModelSettings"),
+    "factorial.models": ("Model", "ModelSettings", "fallback_models"),
     "factorial.orchestrator": ("Orchestrator",),
     "factorial.task": (
         "Batch",

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
+from factorial._budget import Budget
 from factorial._policies import FailurePolicy
 from factorial._task_wire import TurnPolicy
 from factorial._usage import TokenUsage
@@ -85,6 +86,9 @@ class BatchInput(BaseModel):
     # A batch's own root: cancel the rest and end ``failed`` once too many tasks have failed
     # (checked by the root, from its leaves' counts); None: failures never stop it.
     on_failure: FailurePolicy | None = None
+    # The batch's budget (``factorial._budget``), and each task's own (its agent's).
+    budget: Budget | None = None
+    task_budget: Budget | None = None
 
     @property
     def is_leaf(self) -> bool:
@@ -123,8 +127,11 @@ class BatchCounts(BaseModel):
     failed: int = 0
     cancelled: int = 0
     terminal_indices: list[int] = Field(default_factory=list)
-    #: Tokens (and cost) of the tasks ended so far, their sub-agents' included.
+    #: Tokens (and cost) of the tasks ended so far, their sub-agents' included; in a batch
+    #: with a budget, also of its running tasks so far (``task_usage`` reports).
     usage: TokenUsage = Field(default_factory=TokenUsage)
+    #: In a batch with a budget: the turns its tasks have run.
+    turns: int = 0
 
 
 class LeafReport(BaseModel):
@@ -170,7 +177,7 @@ class BatchSnapshot(BaseModel):
     parent_task_id: str | None = None
     results: list[SubTaskResult] | None = None
     retry_of: str | None = None
-    #: Why a batch ended ``failed`` (its failure policy tripped); None otherwise.
+    #: Why a batch ended ``failed`` (``BudgetExceeded: ...``, or its failure policy tripped).
     reason: str | None = None
 
 

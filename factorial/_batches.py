@@ -1,4 +1,4 @@
-"""Starting batches and reading them back: what ``Orchestrator`` does for ``enqueue_batch``.
+"""Starting and cancelling batches: what ``Orchestrator`` does for ``enqueue_batch``.
 
 A batch of at most ``chunk_size`` tasks is one workflow, a lone leaf. A larger one is split
 into leaves of at most ``chunk_size`` tasks and about 1 MiB of payloads each; the leaves are
@@ -24,33 +24,32 @@ import contextlib
 import math
 import re
 from collections.abc import Awaitable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from temporalio.client import (
     Client,
-    RPCTimeoutOrCancelledError,
     WorkflowExecutionDescription,
-    WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
 )
 from temporalio.common import WorkflowIDReusePolicy
-from temporalio.service import RPCError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from factorial import _tasks
+from factorial import _idempotency, _tasks
 from factorial import _wire as wire
+from factorial._batch_read import batch_from, read
+from factorial._budget import Budget, checked_budget
 from factorial._cancelling import cancel_each
-from factorial._ids import new_batch_id, validate_id
+from factorial._ids import idempotent_id, new_batch_id, validate_id
 from factorial._payloads import chunk_payloads
 from factorial._policies import FailurePolicy
-from factorial._progress import max_units, percent
-from factorial._tasks import QUERY_TIMEOUT
+from factorial._progress import max_units
 from factorial._workers import agent_task_queue
 from factorial.agent import BaseAgent
 from factorial.context import AgentContext
 from factorial.errors import InvalidPayloadError, UserError
-from factorial.task import Batch, BatchMetadata
+from factorial.task import Batch
 from factorial.worker import AgentWorkerConfig
 
 #: Leaf starts in flight at once.
@@ -66,8 +65,6 @@ MIN_LEAF_REPORTS = 4
 MAX_LEAVES = 1_000
 #: Seconds between sweeps of a batch being cancelled (visibility lags about a second).
 _SWEEP_INTERVAL = 1.5
-#: How long ``get_batch`` waits for a worker to answer before it reads the batch's memo.
-SUMMARY_QUERY_TIMEOUT = timedelta(seconds=0.5)
 
 
 async def enqueue(
@@ -79,9 +76,15 @@ async def enqueue(
     chunk_size: int,
     max_running: int,
     search_attributes: frozenset[str],
+    idempotency_key: str | None = None,
+    budget: Budget | None = None,
     on_failure: FailurePolicy | None = None,
 ) -> Batch:
-    """Validate every payload (nothing starts if one fails), then start the batch."""
+    """Validate every payload (nothing starts if one fails), then start the batch.
+
+    With an ``idempotency_key``, start it once and read it back (``factorial._idempotency``).
+    """
+    checked_budget(budget)
     validate_id(owner_id, "owner id")
     if on_failure is not None and not isinstance(on_failure, FailurePolicy):
         raise UserError(f"on_failure must be a FailurePolicy, got {on_failure!r}")
@@ -100,8 +103,9 @@ async def enqueue(
             f"a batch of {len(contexts)} tasks needs {len(chunks)} leaves, over the "
             f"{MAX_LEAVES} one batch runs; raise batch_chunk_size or split the batch"
         )
+    key_id = None if idempotency_key is None else idempotent_id("batch", owner_id, idempotency_key)
     inp = wire.BatchInput(
-        batch_id=new_batch_id(),
+        batch_id=key_id or new_batch_id(),
         owner_id=owner_id,
         agent_name=agent.name,
         task_queue=agent_task_queue(agent.name, config),
@@ -111,64 +115,17 @@ async def enqueue(
         created_at=datetime.now(UTC),
         track_status=wire.SA_STATUS in search_attributes,
         hooks=agent.hooks_outside_turns(),
+        budget=budget,
+        task_budget=agent.budget,
         on_failure=on_failure,
     )
-    await start_batch(client, inp, chunks, max_running)
-    return new_batch_record(inp)
-
-
-async def read(
-    handle: WorkflowHandle[Any, Any], description: WorkflowExecutionDescription
-) -> Batch:
-    """The batch as its workflow counts it, with or without a worker.
-
-    A running batch is queried, briefly (``SUMMARY_QUERY_TIMEOUT``); if no worker answers, its
-    memo tells (``factorial.workflows._summary``: at most a couple of seconds behind). A
-    completed batch's result is in its history; a cancelled one's final counts are in its
-    memo. Only batches from before the memo need a worker to answer a query.
-    """
-    if description.status == WorkflowExecutionStatus.COMPLETED:
-        snapshot: wire.BatchSnapshot = await handle.result()
-        return batch_from(snapshot)
-    summary = await _summary(description)
-    running = description.status == WorkflowExecutionStatus.RUNNING
-    if summary is not None and not running:
-        return batch_from(summary.snapshot())
-    try:
-        snapshot = await handle.query(
-            wire.BATCH_SNAPSHOT_QUERY,
-            result_type=wire.BatchSnapshot,
-            rpc_timeout=SUMMARY_QUERY_TIMEOUT if summary is not None else QUERY_TIMEOUT,
-        )
-    except (RPCError, RPCTimeoutOrCancelledError):
-        if summary is None:
-            raise
-        return batch_from(summary.snapshot())
-    return batch_from(snapshot)
-
-
-async def _summary(description: WorkflowExecutionDescription) -> wire.BatchSummary | None:
-    """The summary the batch keeps in its memo; None for a batch from before it had one."""
-    summary: wire.BatchSummary | None = await description.memo_value(
-        wire.BATCH_SUMMARY_MEMO, None, type_hint=wire.BatchSummary
-    )
-    if summary is None:
-        return None
-    if description.status in _CLOSED_STATUS:
-        # A batch closed some other way (terminated, failed) never wrote its end.
-        status = _CLOSED_STATUS[description.status]
-        if summary.status == "active":
-            summary = summary.model_copy(update={"status": status})
-    return summary
-
-
-#: How a batch that closed without writing its end is reported.
-_CLOSED_STATUS = {
-    WorkflowExecutionStatus.CANCELED: "cancelled",
-    WorkflowExecutionStatus.FAILED: "failed",
-    WorkflowExecutionStatus.TERMINATED: "failed",
-    WorkflowExecutionStatus.TIMED_OUT: "failed",
-}
+    if key_id is None:
+        await start_batch(client, inp, chunks, max_running)
+        return new_batch_record(inp)
+    expected = _idempotency.fingerprint(agent.name, contexts)
+    with contextlib.suppress(WorkflowAlreadyStartedError):  # it ran and has ended: read it
+        await start_batch(client, inp, chunks, max_running, {wire.IDEMPOTENCY_MEMO: expected})
+    return await read(*await _idempotency.read_back(client, key_id, expected, "batch"))
 
 
 async def cancel(
@@ -195,16 +152,24 @@ async def cancel(
 
 
 async def start_batch(
-    client: Client, base: wire.BatchInput, chunks: list[list[dict[str, Any]]], max_running: int
+    client: Client,
+    base: wire.BatchInput,
+    chunks: list[list[dict[str, Any]]],
+    max_running: int,
+    once: dict[str, Any] | None = None,
 ) -> None:
-    """Start the workflows of batch ``base.batch_id``: one lone leaf, or leaves then a root."""
+    """Start the workflows of batch ``base.batch_id``: one lone leaf, or leaves then a root.
+
+    ``once`` (an idempotent batch's memo): starts use the workflow running under their id,
+    and a failed start is not undone (other callers share the leaves; the key retries it).
+    """
     window = max(1, math.ceil(max_running / len(chunks)))
     starting = max(1, min(window, math.ceil(MAX_STARTING / len(chunks))))
     summary = f"batch of {base.total_tasks} {base.agent_name} tasks for {base.owner_id}"
     if len(chunks) == 1:
         update = {"payloads": chunks[0], "max_running": window, "max_starting": starting}
         lone = base.model_copy(update=update)
-        await _start(client, lone, base.batch_id, summary)
+        await _start(client, lone, base.batch_id, summary, once)
         return
     leaves = _leaves(base, chunks, window, starting)
     started: list[str] = []
@@ -217,13 +182,15 @@ async def start_batch(
                 last = leaf.first_index + len(leaf.payloads or []) - 1
                 tasks = f"tasks {leaf.first_index}-{last}"
                 text = f"part {leaf.chunk_index} of batch {base.batch_id}: {tasks}"
-                await _start(client, leaf, leaf_id, text)
+                await _start(client, leaf, leaf_id, text, once)
                 started.append(leaf_id)
 
         await asyncio.gather(*(start_leaf(leaf) for leaf in leaves))
         root = base.model_copy(update={"leaf_sizes": [len(chunk) for chunk in chunks]})
-        await _start(client, root, base.batch_id, summary)
+        await _start(client, root, base.batch_id, summary, once)
     except BaseException:
+        if once is not None:
+            raise
         # Best effort: leave no leaf of a batch that failed to start running.
         await cancel_each(client, started, best_effort=True)
         raise
@@ -287,13 +254,16 @@ def _report_step(base: wire.BatchInput, leaf_tasks: int) -> int:
     return min(batch_step, leaf_step)
 
 
-def _start(client: Client, inp: wire.BatchInput, workflow_id: str, summary: str) -> Awaitable[Any]:
+def _start(
+    client: Client, inp: wire.BatchInput, workflow_id: str, about: str, once: dict[str, Any] | None
+) -> Awaitable[Any]:
     # The batch itself (not a leaf of it) starts with its summary in its memo, so get_batch
     # answers before any worker has run it.
     own = inp.report_to is None
     memo: dict[str, Any] = {}
     if own:
         memo[wire.BATCH_SUMMARY_MEMO] = wire.BatchSummary.of(_first_snapshot(inp))
+        memo.update(once or {})
     if inp.retry_of:
         memo[wire.RETRY_OF_MEMO] = inp.retry_of
     return client.start_workflow(
@@ -302,40 +272,10 @@ def _start(client: Client, inp: wire.BatchInput, workflow_id: str, summary: str)
         id=workflow_id,
         task_queue=wire.BATCH_TASK_QUEUE,
         search_attributes=wire.batch_search_attributes(inp, "active"),
-        static_summary=summary,
+        static_summary=about,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        id_conflict_policy=_idempotency.conflict_policy(once is not None),
         memo=memo or None,
-    )
-
-
-def batch_from(snapshot: wire.BatchSnapshot) -> Batch:
-    """The public ``Batch`` record of a batch workflow's snapshot."""
-    task_ids = [wire.task_id_of(snapshot.batch_id, i) for i in range(snapshot.total_tasks)]
-    terminal = set(snapshot.counts.terminal_indices)
-    status = snapshot.status
-    return Batch(
-        id=snapshot.batch_id,
-        task_ids=task_ids,
-        remaining_task_ids=[]
-        if status != "active"
-        else [t for i, t in enumerate(task_ids) if i not in terminal],
-        progress=100.0
-        if status == "completed"
-        else percent(snapshot.counts.done_units, snapshot.max_progress),
-        metadata=BatchMetadata(
-            owner_id=snapshot.owner_id,
-            created_at=snapshot.created_at,
-            total_tasks=snapshot.total_tasks,
-            max_progress=snapshot.max_progress,
-            status=status,
-            parent_id=snapshot.parent_task_id,
-            completed=snapshot.counts.completed,
-            failed=snapshot.counts.failed,
-            cancelled=snapshot.counts.cancelled,
-            usage=snapshot.counts.usage,
-            retry_of=snapshot.retry_of,
-            reason=snapshot.reason,
-        ),
     )
 
 

@@ -10,8 +10,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from factorial._turn import RunCompletion
+from factorial._usage import TokenUsage
 from factorial.context import AgentContext, ExecutionContext
-from factorial.errors import InlineRunError
+from factorial.errors import BudgetExceeded, InlineRunError
 from factorial.events import RUN_STARTED, EventPublisher, terminal_events
 from factorial.models import ModelClients
 
@@ -47,6 +48,7 @@ async def run_inline(
     own_clients = clients is None
     model_clients = clients or ModelClients()
     events.emit(RUN_STARTED)
+    usage = TokenUsage()
     try:
         while True:
             execution_ctx = ExecutionContext(
@@ -69,8 +71,13 @@ async def run_inline(
                 ):
                     events.emit(event_type, **fields)
                 return RunCompletion("completed", ctx, output=completion.output)
+            usage += completion.usage or TokenUsage()
+            spent = agent.budget.error(usage, ctx.turn) if agent.budget else None
+            if spent is not None:
+                raise BudgetExceeded(task_id, spent)
     except Exception as err:
-        for event_type, fields in terminal_events("failed", error=f"{type(err).__name__}: {err}"):
+        error = err.error if isinstance(err, BudgetExceeded) else f"{type(err).__name__}: {err}"
+        for event_type, fields in terminal_events("failed", error=error):
             events.emit(event_type, **fields)
         raise
     finally:

@@ -34,8 +34,7 @@ __all__ = [
 ]
 
 #: What a batch's ``FactorialStatus`` says.
-#: (``failed``: its ``FailurePolicy`` tripped.)
-BATCH_STATUSES = ("active", "completed", "cancelled", "failed")
+BATCH_STATUSES = ("active", "completed", "failed", "cancelled")
 #: Task statuses a task indexes while it runs (``active`` also covers a turn running or
 #: waiting for its retry; a batch's task waiting for a slot has no workflow to list yet).
 INDEXED_RUNNING = (

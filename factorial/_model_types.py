@@ -59,12 +59,14 @@ class ModelResponse(BaseModel):
         finish_reason: Why the model stopped (``"stop"``, ``"tool_calls"``, ``"length"``, ...).
         usage: Token usage as the provider reported it (a dict of the provider's fields
             validates); None if it reported none.
+        model: The name of the model that answered (``BaseAgent.completion`` sets it).
     """
 
     content: str | None = None
     tool_calls: list[ToolCall] = Field(default_factory=list)
     finish_reason: str | None = None
     usage: TokenUsage | None = None
+    model: str | None = None
 
     def assistant_message(self) -> dict[str, Any]:
         """Return this answer as an OpenAI assistant chat message."""

@@ -6,19 +6,26 @@ import email.utils
 import json
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import openai
+from openai.lib.streaming.chat import ChatCompletionStreamState
 
 from factorial._model_types import ModelRequest, ModelResponse, ToolCall
 from factorial._usage import TokenUsage
-from factorial.errors import FactorialError, ModelBehaviorError, ModelHTTPError
+from factorial.errors import FactorialError, ModelBehaviorError, ModelHTTPError, UserError
 
 if TYPE_CHECKING:
     from factorial.models import Model
 
-__all__ = ["chat_completion", "map_openai_error", "parse_retry_after", "to_model_response"]
+__all__ = [
+    "chat_completion",
+    "chat_completion_stream",
+    "map_openai_error",
+    "parse_retry_after",
+    "to_model_response",
+]
 
 
 async def chat_completion(
@@ -30,19 +37,72 @@ async def chat_completion(
         ModelHTTPError: The provider answered with an error status, timed out, or was unreachable.
         ModelBehaviorError: The provider's answer cannot be used.
     """
-    extra: dict[str, Any] = dict(request.settings)
-    if request.tools:
-        extra["tools"] = request.tools
     try:
         completion = await client.chat.completions.create(
             model=model.provider_model_id,
             messages=request.messages,  # type: ignore[arg-type]  # plain dicts, not its TypedDicts
             timeout=request.timeout,
-            **extra,
+            **_extra(request),
         )
     except (openai.OpenAIError, json.JSONDecodeError) as exc:
         raise map_openai_error(exc) from exc
     return to_model_response(completion)
+
+
+async def chat_completion_stream(
+    client: openai.AsyncOpenAI, model: Model, request: ModelRequest, on_text: Callable[[str], None]
+) -> ModelResponse:
+    """Run one streamed chat completion: ``on_text`` gets each text delta as it arrives.
+
+    The chunks are reassembled (text, and tool calls from their index-keyed argument
+    fragments) by the SDK's ``ChatCompletionStreamState`` into the same ``ModelResponse`` as
+    ``chat_completion``; ``stream_options.include_usage`` asks for the token usage at the end.
+
+    Raises:
+        ModelHTTPError: The provider answered with an error status, timed out, was unreachable,
+            or the stream broke off.
+        ModelBehaviorError: The provider's answer cannot be used.
+    """
+    state: ChatCompletionStreamState[Any] = ChatCompletionStreamState()
+    chunks = 0
+    try:
+        stream = await client.chat.completions.create(  # type: ignore[call-overload]  # dicts
+            model=model.provider_model_id,
+            messages=request.messages,
+            timeout=request.timeout,
+            stream=True,
+            stream_options={"include_usage": True},
+            **_extra(request),
+        )
+        async with stream:
+            async for chunk in stream:
+                state.handle_chunk(chunk)
+                chunks += 1
+                for choice in chunk.choices:
+                    if choice.index == 0 and choice.delta.content:
+                        on_text(choice.delta.content)
+    except (openai.OpenAIError, json.JSONDecodeError) as exc:
+        raise map_openai_error(exc) from exc
+    if not chunks:
+        raise ModelBehaviorError("model stream ended without a single chunk")
+    response = to_model_response(state.get_final_completion())
+    if response.finish_reason is None:
+        raise ModelBehaviorError("model stream ended before the answer did (no finish_reason)")
+    return response
+
+
+def _extra(request: ModelRequest) -> dict[str, Any]:
+    """The request's settings and tools as keyword arguments.
+
+    Raises:
+        UserError: The settings ask for streaming, which ``Agent(stream=True)`` decides.
+    """
+    if "stream" in request.settings or "stream_options" in request.settings:
+        raise UserError("stream with Agent(stream=True), not with ModelSettings(stream=...)")
+    extra: dict[str, Any] = dict(request.settings)
+    if request.tools:
+        extra["tools"] = request.tools
+    return extra
 
 
 def map_openai_error(exc: BaseException) -> FactorialError:

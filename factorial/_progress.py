@@ -37,6 +37,7 @@ def combine(parts: Iterable[BatchCounts]) -> BatchCounts:
         total.cancelled += counts.cancelled
         total.terminal_indices.extend(counts.terminal_indices)
         total.usage += counts.usage
+        total.turns += counts.turns
     total.terminal_indices.sort()
     return total
 
@@ -49,6 +50,8 @@ class Tally:
         self.turns: dict[int, int] = {}
         self.outcomes: dict[int, str] = {}
         self.usage = TokenUsage()
+        #: Running tasks' usage so far (``task_usage`` reports, in a batch with a budget).
+        self.live: dict[int, TokenUsage] = {}
 
     def turned(self, index: int, turns: int) -> bool:
         """Record that task ``index`` finished ``turns`` turns; True if that moved progress."""
@@ -57,18 +60,37 @@ class Tally:
         self.turns[index] = turns
         return self.max_turns is not None
 
+    def spent(self, index: int, turns: int, usage: TokenUsage) -> bool:
+        """Record a running task's usage so far after ``turns`` turns; True if it is news.
+
+        Reports are absolute: a repeat, or one older than the latest, changes nothing.
+        """
+        if index in self.outcomes or turns < self.turns.get(index, 0):
+            return False
+        self.turns[index] = turns
+        self.live[index] = usage
+        return True
+
     def ended(self, index: int, outcome: str, usage: TokenUsage | None = None) -> None:
         """Record how task ``index`` ended, and the tokens it used where known.
 
-        ``outcome`` is ``completed``, ``failed`` or ``cancelled``.
+        ``outcome`` is ``completed``, ``failed`` or ``cancelled``. A task whose usage is not
+        known (cancelled) keeps the usage it last reported.
         """
-        if index not in self.outcomes and usage is not None:
-            self.usage += usage
+        live = self.live.pop(index, None)
+        if index not in self.outcomes:
+            usage = usage if usage is not None else live
+            if usage is not None:
+                self.usage += usage
         self.outcomes[index] = outcome
 
     def count(self, outcome: str) -> int:
         """How many tasks ended with ``outcome``."""
         return sum(1 for ended in self.outcomes.values() if ended == outcome)
+
+    def spent_so_far(self) -> tuple[TokenUsage, int]:
+        """Tokens of the ended tasks and the running ones' latest reports; turns reported."""
+        return sum(self.live.values(), self.usage), sum(self.turns.values())
 
     def done_units(self) -> int:
         """Progress units so far (see the module docstring)."""
@@ -82,13 +104,15 @@ class Tally:
     def counts(self) -> BatchCounts:
         """The counters so far."""
         outcomes = list(self.outcomes.values())
+        usage, turns = self.spent_so_far()
         return BatchCounts(
             done_units=self.done_units(),
             completed=outcomes.count("completed"),
             failed=outcomes.count("failed"),
             cancelled=outcomes.count("cancelled"),
             terminal_indices=sorted(self.outcomes),
-            usage=self.usage,
+            usage=usage,
+            turns=turns,
         )
 
 
@@ -103,4 +127,5 @@ def lost(counts: BatchCounts, indices: range, max_turns: int | None) -> BatchCou
         cancelled=counts.cancelled + len(missing),
         terminal_indices=list(indices),
         usage=counts.usage,
+        turns=counts.turns,
     )

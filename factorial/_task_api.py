@@ -13,12 +13,14 @@ from typing import Any
 from temporalio.client import WorkflowExecutionDescription
 from temporalio.service import RPCError
 
-from factorial import _batches, _tasks
+from factorial import _batch_read, _resume, _tasks
 from factorial import _wire as wire
+from factorial._ids import idempotent_id
 from factorial._orchestrator_base import OrchestratorBase
 from factorial.agent import BaseAgent
 from factorial.context import AgentContext
 from factorial.errors import (
+    AgentNotRegisteredError,
     InvalidIdError,
     InvalidPayloadError,
     NotFoundError,
@@ -40,22 +42,38 @@ class TaskAPI(OrchestratorBase):
         *,
         owner_id: str | None = None,
         payload: AgentContext | dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
     ) -> Task:
         """Start a task of ``agent`` and return it (status ``queued``).
 
         Pass either a ``task`` from ``agent.create_task(...)`` or ``owner_id`` and ``payload``.
+
+        With an ``idempotency_key``, the task's id is derived from its owner and the key, and
+        every call with the same owner and key returns that one task, never a second run:
+        concurrent calls, and calls after it ended, for as long as Temporal keeps the ended
+        run (the namespace's retention period).
 
         Raises:
             AgentNotRegisteredError: The agent is not registered here.
             InvalidPayloadError: The payload does not validate as the agent's context.
             InvalidIdError: The owner or task id is not usable as a workflow id.
             PayloadTooLargeError: The payload is larger than Temporal accepts.
+            IdempotencyConflictError: The key names a task of another agent or payload.
         """
         config = self._config_of(agent)
         task, context = _tasks.new_task(agent, task, owner_id, payload)
+        if idempotency_key is not None:
+            key_id = idempotent_id("task", task.metadata.owner_id, idempotency_key)
+            task = task.model_copy(update={"id": key_id})
         client = await self.client()
         started = await _tasks.start_task(
-            client, agent, config, task, context, self._search_attributes
+            client,
+            agent,
+            config,
+            task,
+            context,
+            self._search_attributes,
+            idempotent=idempotency_key is not None,
         )
         started._orchestrator = self
         return started
@@ -131,6 +149,42 @@ class TaskAPI(OrchestratorBase):
         handle, _ = await self._describe_task(task_id)
         await _tasks.steer(handle, task_id, messages)
 
+    async def resume_task(self, task_id: str, messages: Sequence[dict[str, Any]]) -> Task:
+        """Continue an ended task's conversation with ``messages``, as a new task.
+
+        The new task (a fresh id derived from ``task_id``; ``metadata.resumed_from`` is
+        ``task_id``) has the same owner and agent, starts from the old task's final context
+        and messages plus ``messages``, and announces itself like any task (``run_started``
+        to ``run_completed``). Its turns count from 0 again. It needs no worker for the old
+        task: the old conversation is read from its history.
+
+        Raises:
+            TaskNotFoundError: No such task.
+            TaskStateError: The task still runs, or it was cancelled, terminated or timed out
+                (only completed and failed tasks keep their conversation).
+            InvalidPayloadError: A message has no role or content.
+            AgentNotRegisteredError: The task's agent is not registered here.
+        """
+        problem = wire.steering_problem(list(messages))
+        if problem is not None:
+            raise InvalidPayloadError(f"resume_task: {problem}")
+        handle, description = await self._describe_task(task_id)
+        context = await _resume.final_context(handle, description, task_id)
+        client = await self.client()
+        old = await _resume.started_with(client, handle)
+        registered = self._runners.get(old.agent_name)
+        if registered is None:
+            raise AgentNotRegisteredError(
+                f"task {task_id} is a task of agent {old.agent_name!r}, not registered here"
+            )
+        agent, config = registered
+        task, payload = _resume.resumed_task(old, context, messages)
+        started = await _tasks.start_task(
+            client, agent, config, task, agent.validate_payload(payload), self._search_attributes
+        )
+        started._orchestrator = self
+        return started
+
     async def complete_deferred_tool(self, task_id: str, tool_call_id: str, result: Any) -> bool:
         """Deliver a deferred tool's result; True if the task was waiting for this call.
 
@@ -159,7 +213,7 @@ class TaskAPI(OrchestratorBase):
             return None
         batch_id, index = parsed
         try:
-            batch = await _batches.read(*await self._describe_batch(batch_id))
+            batch = await _batch_read.read(*await self._describe_batch(batch_id))
         except (NotFoundError, InvalidIdError, RPCError):
             return None
         if index >= batch.metadata.total_tasks:

@@ -11,9 +11,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from factorial._budget import Budget
 from factorial._usage import TokenUsage
 
 __all__ = [
+    "Budget",
     "ChildBatchRequest",
     "CompleteToolInput",
     "DEFAULT_TURN_EXECUTION",
@@ -23,6 +25,7 @@ __all__ = [
     "SteerInput",
     "TaskInput",
     "TaskSnapshot",
+    "TaskUsageReport",
     "TokenUsage",
     "ToolResult",
     "TurnExecution",
@@ -78,6 +81,12 @@ class TaskInput(BaseModel):
     turn_report_delay: float = 0.0
     # The lifecycle hooks its agent defines; None (unknown) runs the hook activity anyway.
     hooks: list[str] | None = None
+    # The ended task this one continues (``Orchestrator.resume_task``).
+    resumed_from: str | None = None
+    # Its budget (``factorial._budget``): its agent's, within what its batch or parent left.
+    budget: Budget | None = None
+    # Its batch has a budget: signal it the task's usage after every turn (``task_usage``).
+    report_usage: bool = False
     # Carried across continue-as-new only.
     started: bool = False
     steering: list[list[dict[str, Any]]] = Field(default_factory=list)
@@ -130,6 +139,8 @@ class ChildBatchRequest(BaseModel):
     hooks: list[str] | None = None
     #: The forking tool's join: the batch stops once this many children have completed.
     join: int | None = None
+    # The child agent's own budget, for each of its tasks.
+    task_budget: Budget | None = None
 
 
 class TurnOutput(BaseModel):
@@ -195,6 +206,14 @@ class CompleteToolInput(BaseModel):
     result: str
 
 
+class TaskUsageReport(BaseModel):
+    """Signal from a task to its batch with a budget: its usage so far (absolute)."""
+
+    index: int
+    turns: int
+    usage: TokenUsage
+
+
 class TaskSnapshot(BaseModel):
     """The task's state, answered by query while it runs and returned when it ends."""
 
@@ -212,3 +231,5 @@ class TaskSnapshot(BaseModel):
     created_at: datetime | None = None
     #: Tokens (and cost) of the task's turns so far, and of its sub-agents' ended batches.
     usage: TokenUsage = Field(default_factory=TokenUsage)
+    #: The ended task this one continues (``Orchestrator.resume_task``).
+    resumed_from: str | None = None

@@ -33,13 +33,16 @@ from temporalio.exceptions import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from factorial import _idempotency
 from factorial import _wire as wire
+from factorial._budget import BUDGET_EXCEEDED
 from factorial._ids import validate_id
 from factorial._payloads import check_size
 from factorial._workers import agent_task_queue
 from factorial.agent import BaseAgent
 from factorial.context import AgentContext
 from factorial.errors import (
+    BudgetExceeded,
     NotFoundError,
     TaskCancelledError,
     TaskFailedError,
@@ -113,8 +116,14 @@ async def start_task(
     task: Task,
     context: AgentContext,
     search_attributes: frozenset[str],
+    *,
+    idempotent: bool = False,
 ) -> Task:
-    """Start the task's workflow; return the task, ``queued``."""
+    """Start the task's workflow; return the task, ``queued``.
+
+    ``idempotent`` (the task's id comes from an idempotency key): a run with this id, open or
+    closed, is returned instead of a new one (``factorial._idempotency``).
+    """
     inp = wire.TaskInput(
         task_id=task.id,
         owner_id=task.metadata.owner_id,
@@ -124,8 +133,17 @@ async def start_task(
         created_at=task.metadata.created_at or datetime.now(UTC),
         hooks=agent.hooks_outside_turns(),
         track_status=wire.SA_STATUS in search_attributes,
+        resumed_from=task.metadata.resumed_from,
+        budget=agent.budget,
     )
     check_size(client, inp)
+    memo: dict[str, Any] = {}
+    if inp.resumed_from:
+        memo[wire.RESUMED_FROM_MEMO] = inp.resumed_from
+    expected = _idempotency.fingerprint(agent.name, [inp.payload]) if idempotent else None
+    if expected is not None:
+        created = inp.created_at.isoformat() if inp.created_at else ""
+        memo[wire.IDEMPOTENCY_MEMO] = {**expected, "created_at": created}
     try:
         await client.start_workflow(
             wire.TASK_WORKFLOW,
@@ -136,10 +154,18 @@ async def start_task(
             static_summary=f"{agent.name} task of {inp.owner_id}",
             static_details=f"Query: {_clip(context.query)}",
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=_idempotency.conflict_policy(idempotent),
+            memo=memo or None,
         )
     except WorkflowAlreadyStartedError:
-        raise UserError(f"a task with id {task.id!r} already exists") from None
-    return task.model_copy(update={"payload": context, "status": TaskStatus.QUEUED})
+        if expected is None:
+            raise UserError(f"a task with id {task.id!r} already exists") from None
+    started = task.model_copy(update={"payload": context, "status": TaskStatus.QUEUED})
+    if expected is None:
+        return started
+    # Started now or before (by a racing caller, or a run that has ended): read it back.
+    _, description = await _idempotency.read_back(client, task.id, expected, "task")
+    return await _idempotency.task_of(description, started, _closed_status(description))
 
 
 async def result(handle: Handle, task_id: str) -> Any:
@@ -151,6 +177,8 @@ async def result(handle: Handle, task_id: str) -> Any:
             raise TaskCancelledError(task_id) from None
         cause = err.cause
         message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+        if message.startswith(f"{BUDGET_EXCEEDED}:"):
+            raise BudgetExceeded(task_id, message) from None
         raise TaskFailedError(task_id, message) from None
     return snapshot.output
 

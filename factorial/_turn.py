@@ -63,8 +63,13 @@ async def run_turn(agent: BaseAgent[ContextT], agent_ctx: ContextT) -> TurnCompl
     if not agent_ctx.messages and agent_ctx.query:
         agent_ctx.messages.append({"role": "user", "content": agent_ctx.query})
     messages = agent.prepare_messages(agent_ctx)
+    model = agent.resolve_model(agent_ctx).for_attempt(agent_ctx.attempt)
     response = await published(
-        events, "completion", _observed_completion(agent, agent_ctx, messages), _describe_response
+        events,
+        "completion",
+        _observed_completion(agent, agent_ctx, messages),
+        _describe_response,
+        started={"model": model.name},
     )
     agent_ctx.messages.append(response.assistant_message())
     if not response.tool_calls:
@@ -193,11 +198,16 @@ async def published(
     operation: str,
     work: Awaitable[T],
     describe: Callable[[T], dict[str, Any]],
+    *,
+    started: dict[str, Any] | None = None,
 ) -> T:
-    """Await ``work`` between ``progress_update_{operation}_started/completed/failed`` events."""
+    """Await ``work`` between ``progress_update_{operation}_started/completed/failed`` events.
+
+    ``started`` is the ``data`` of the started event, if any.
+    """
     if events is None:
         return await work
-    events.emit(progress_event_type(operation, "started"))
+    events.emit(progress_event_type(operation, "started"), **({"data": started} if started else {}))
     try:
         result = await work
     except asyncio.CancelledError:
@@ -211,6 +221,7 @@ async def published(
 
 def _describe_response(response: ModelResponse) -> dict[str, Any]:
     return {
+        "model": response.model,
         "content": response.content,
         "tool_calls": [c.model_dump() for c in response.tool_calls],
         "usage": _usage_fields(response.usage),

@@ -14,6 +14,8 @@ __all__ = [
     "ADD_CHUNK_UPDATE",
     "BATCH_SNAPSHOT_QUERY",
     "BATCH_SUMMARY_MEMO",
+    "IDEMPOTENCY_MEMO",
+    "RESUMED_FROM_MEMO",
     "BATCH_TASK_QUEUE",
     "BATCH_WORKFLOW",
     "BATCH_WORKFLOWS",
@@ -45,6 +47,7 @@ __all__ = [
     "STREAM_TRUNCATED",
     "SUB_PROGRESS_SIGNAL",
     "TASK_TURN_SIGNAL",
+    "TASK_USAGE_SIGNAL",
     "TASK_WORKFLOW",
 ]
 
@@ -107,6 +110,12 @@ CLIENT_ERRORS: dict[str, type[FactorialError]] = {
 #: The memo key of a batch that retries another batch's failed tasks: the other batch's id.
 RETRY_OF_MEMO = "factorial_retry_of"
 
+#: The memo key of a task or batch enqueued with an idempotency key: what was enqueued
+#: (``factorial._idempotency``).
+IDEMPOTENCY_MEMO = "factorial_idempotency"
+#: The memo key of a task started by ``resume_task``: the id of the task it continues.
+RESUMED_FROM_MEMO = "factorial_resumed_from"
+
 # Search attributes (Keyword); the dev server allows at most 10 custom ones.
 #: The memo key of a batch's summary (``factorial.workflows._summary``).
 BATCH_SUMMARY_MEMO = "factorial_batch"
@@ -127,6 +136,8 @@ BATCH_WORKFLOWS = (BATCH_WORKFLOW, LEGACY_BATCH_WORKFLOW)
 BATCH_TASK_QUEUE = "factorial-batches"
 BATCH_SNAPSHOT_QUERY = "batch_snapshot"
 TASK_TURN_SIGNAL = "task_turn"
+#: A task of a batch with a budget: its usage so far, after each turn.
+TASK_USAGE_SIGNAL = "task_usage"
 LEAF_REPORT_SIGNAL = "leaf_report"
 CANCEL_REMAINING_SIGNAL = "cancel_remaining"
 # Legacy batches only.

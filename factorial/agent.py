@@ -15,6 +15,8 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from factorial import _turn
+from factorial._budget import Budget, checked_budget
+from factorial._chunks import streamed_completion
 from factorial._hooks import check_hook
 from factorial._ids import new_task_id, validate_id
 from factorial._inline import run_inline
@@ -54,6 +56,15 @@ def _snake_case(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
+def _check_types(output_type: Any, context_class: Any) -> None:
+    if output_type is not None and not (
+        isinstance(output_type, type) and issubclass(output_type, BaseModel)
+    ):
+        raise UserError("output_type must be a pydantic BaseModel subclass")
+    if not (isinstance(context_class, type) and issubclass(context_class, AgentContext)):
+        raise UserError("context_class must be a subclass of AgentContext")
+
+
 class BaseAgent(Generic[ContextT]):
     """An agent: instructions, tools and a model, plus overridable turn steps.
 
@@ -68,10 +79,13 @@ class BaseAgent(Generic[ContextT]):
         model: A ``Model``, or a callable of the context choosing one.
         model_settings: ``ModelSettings`` (values or callables of the context).
         max_turns: Fail the run if it has no final output after this many turns.
+        budget: What each of its tasks may spend, sub-agents included; a task that spends
+            it fails with ``BudgetExceeded`` at a turn boundary (``factorial._budget``).
         output_type: A pydantic model; adds a ``final_output`` tool whose validated
             arguments become the run's output.
         context_class: The ``AgentContext`` subclass payloads are validated against.
         request_timeout: Seconds one model request may take.
+        stream: Stream the model's answer, published as ``progress_update_completion_chunk``.
         on_run_start, on_run_end, on_turn_start, on_turn_end, on_pending_tool_call,
         on_pending_tool_results, on_run_cancelled: Lifecycle hooks (sync or async).
 
@@ -89,9 +103,11 @@ class BaseAgent(Generic[ContextT]):
         model: Model | Callable[[ContextT], Model] | None = None,
         model_settings: ModelSettings | None = None,
         max_turns: int | None = None,
+        budget: Budget | None = None,
         output_type: type[BaseModel] | None = None,
         context_class: type[ContextT] = AgentContext,  # type: ignore[assignment]  # the base default
         request_timeout: float = 120.0,
+        stream: bool = False,
         on_run_start: Callable[..., Any] | None = None,
         on_run_end: Callable[..., Any] | None = None,
         on_turn_start: Callable[..., Any] | None = None,
@@ -111,15 +127,12 @@ class BaseAgent(Generic[ContextT]):
         if max_turns is not None and max_turns < 1:
             raise UserError("max_turns must be at least 1")
         self.max_turns = max_turns
-        if output_type is not None and not (
-            isinstance(output_type, type) and issubclass(output_type, BaseModel)
-        ):
-            raise UserError("output_type must be a pydantic BaseModel subclass")
+        self.budget = checked_budget(budget)
+        _check_types(output_type, context_class)
         self.output_type = output_type
-        if not (isinstance(context_class, type) and issubclass(context_class, AgentContext)):
-            raise UserError("context_class must be a subclass of AgentContext")
         self.context_class = context_class
         self.request_timeout = request_timeout
+        self.stream = stream
         hooks = {
             "on_run_start": on_run_start,
             "on_run_end": on_run_end,
@@ -202,7 +215,11 @@ class BaseAgent(Generic[ContextT]):
     async def completion(
         self, agent_ctx: ContextT, messages: list[dict[str, Any]]
     ) -> ModelResponse:
-        """Ask the model for the next message; its usage priced at the model's prices."""
+        """Ask the model for the next message; its usage priced at the model's prices.
+
+        The model is ``resolve_model``'s choice for this attempt of the turn
+        (``Model.for_attempt``: a ``fallback_models`` picks by ``agent_ctx.attempt``).
+        """
         execution_ctx = ExecutionContext.current()
         request = ModelRequest(
             messages=messages,
@@ -214,10 +231,14 @@ class BaseAgent(Generic[ContextT]):
             attempt=agent_ctx.attempt,
         )
         clients = execution_ctx._clients or ModelClients()
-        model = self.resolve_model(agent_ctx)
-        response = await model.complete(request, clients)
+        model = self.resolve_model(agent_ctx).for_attempt(agent_ctx.attempt)
+        if self.stream:
+            response = await streamed_completion(model, request, clients, execution_ctx.events)
+        else:
+            response = await model.complete(request, clients)
         if response.usage is not None:
             response.usage = model.priced(response.usage)
+        response.model = model.name
         return response
 
     async def tool_action(self, tool_call: ToolCall, agent_ctx: ContextT) -> ToolActionResult:
@@ -298,6 +319,7 @@ class BaseAgent(Generic[ContextT]):
         Raises:
             InlineRunError: The agent has deferred or forking tools.
             MaxTurnsExceeded: ``max_turns`` turns ran without a final output.
+            BudgetExceeded: The agent's budget was spent before a final output.
             ModelHTTPError: The model provider failed (inline runs do not retry).
         """
         return await run_inline(

@@ -11,7 +11,8 @@ Two families: *you misused it* (``UserError``, raised before any side effect) an
     │   ├── PayloadTooLargeError       payload over Temporal's payload size limit
     │   ├── ToolDefinitionError        a tool cannot be turned into a schema
     │   ├── HookSignatureError         a lifecycle hook has the wrong signature
-    │   └── InlineRunError             run_inline met a deferred or forking tool
+    │   ├── InlineRunError             run_inline met a deferred or forking tool
+    │   └── IdempotencyConflictError   an idempotency key already names another run
     ├── NotFoundError
     │   ├── TaskNotFoundError
     │   └── BatchNotFoundError
@@ -24,6 +25,7 @@ Two families: *you misused it* (``UserError``, raised before any side effect) an
         ├── ModelHTTPError             provider answered with an HTTP error
         ├── ModelBehaviorError         provider answered with something unusable
         ├── TaskFailedError            ``Task.result()`` of a failed task
+        │   └── BudgetExceeded         ... one its budget stopped (``factorial.Budget``)
         └── TaskCancelledError         ``Task.result()`` of a cancelled task
 """
 
@@ -64,6 +66,18 @@ class HookSignatureError(UserError):
 
 class InlineRunError(UserError):
     """``run_inline`` cannot run this agent (deferred or forking tools)."""
+
+
+class IdempotencyConflictError(UserError):
+    """An idempotency key already names a run of another agent or with another payload.
+
+    Attributes:
+        existing_id: The id of the task or batch the key names.
+    """
+
+    def __init__(self, message: str, existing_id: str) -> None:
+        super().__init__(message)
+        self.existing_id = existing_id
 
 
 class NotFoundError(FactorialError):
@@ -151,6 +165,14 @@ class TaskFailedError(AgentRunError):
         super().__init__(f"task {task_id} failed: {error}")
         self.task_id = task_id
         self.error = error
+
+
+class BudgetExceeded(TaskFailedError):
+    """The task's budget (``factorial.Budget``) was spent before it finished.
+
+    Its ``error`` starts with ``BudgetExceeded:`` and says which limit was reached; a batch
+    stopped by its budget ends ``failed`` with such an error (``BatchMetadata.error``).
+    """
 
 
 class TaskCancelledError(AgentRunError):

@@ -8,7 +8,8 @@ from.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -22,12 +23,16 @@ AGENT_OUTPUT = "agent_output"
 TASK_FAILED = "task_failed"
 TASK_RETRIED = "task_retried"
 TASK_PENDING_TOOL_CALL_RESULTS = "task_pending_tool_call_results"
+TASK_PENDING_CHILD_TASK_RESULTS = "task_pending_child_task_results"
 RUN_STEERING_APPLIED = "run_steering_applied"
 RUN_STEERING_FAILED = "run_steering_failed"
 BATCH_PROGRESS = "batch_progress"
 BATCH_COMPLETED = "batch_completed"
 BATCH_CANCELLED = "batch_cancelled"
-#: A batch's failure policy tripped: the rest were cancelled; ``reason`` says why.
+#: A piece of a streamed model answer (``Agent(stream=True)``): ``turn``, ``attempt``, ``data``.
+COMPLETION_CHUNK = "progress_update_completion_chunk"
+#: A batch stopped early and ended ``failed``: its budget was spent or its failure policy
+#: tripped; the rest were cancelled, and ``reason`` says why.
 BATCH_FAILED = "batch_failed"
 
 #: Events a subscriber receives exactly once per task (or batch), even across worker crashes.
@@ -59,6 +64,7 @@ BUILTIN_EVENT_TYPES: tuple[str, ...] = (
     TASK_FAILED,
     TASK_RETRIED,
     TASK_PENDING_TOOL_CALL_RESULTS,
+    TASK_PENDING_CHILD_TASK_RESULTS,
     RUN_STEERING_APPLIED,
     RUN_STEERING_FAILED,
     BATCH_PROGRESS,
@@ -66,6 +72,7 @@ BUILTIN_EVENT_TYPES: tuple[str, ...] = (
     BATCH_CANCELLED,
     BATCH_FAILED,
     *(f"{PROGRESS_PREFIX}{op}_{phase}" for op in PROGRESS_OPERATIONS for phase in PROGRESS_PHASES),
+    COMPLETION_CHUNK,
 )
 
 
@@ -167,7 +174,11 @@ class EventSink(Protocol):
 
 
 class EventPublisher:
-    """Publishes events for one running task; available as ``execution_ctx.events``."""
+    """Publishes events for one running task; available as ``execution_ctx.events``.
+
+    Built on the turn's event loop; an event emitted from another thread (a sync tool
+    runs in one) is handed to that loop, so the sink only ever runs on it, in order.
+    """
 
     def __init__(
         self,
@@ -176,11 +187,19 @@ class EventPublisher:
         task_id: str,
         owner_id: str,
         agent_name: str,
+        flush: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._sink = sink
+        self._flush = flush
         self.task_id = task_id
         self.owner_id = owner_id
         self.agent_name = agent_name
+        self._loop = _running_loop()
+
+    async def flush(self) -> None:
+        """Send what the sink buffered now, rather than at its next group commit."""
+        if self._flush is not None:
+            await self._flush()
 
     async def publish_event(self, event: AgentEvent | dict[str, Any]) -> None:
         """Publish a custom event (an ``AgentEvent`` or a dict with at least ``event_type``)."""
@@ -201,4 +220,14 @@ class EventPublisher:
         }
         if "event_type" not in full:
             raise ValueError("an event needs an event_type")
-        self._sink(full)
+        if self._loop is not None and _running_loop() is not self._loop:
+            self._loop.call_soon_threadsafe(self._sink, full)
+        else:
+            self._sink(full)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None

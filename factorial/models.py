@@ -12,14 +12,17 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import openai
 
 from factorial._model_types import ModelRequest, ModelResponse, ToolCall
-from factorial._openai import chat_completion
+from factorial._openai import chat_completion, chat_completion_stream
 from factorial._usage import TokenUsage
 from factorial.errors import UserError
+
+if TYPE_CHECKING:
+    from factorial._fallback import FallbackModel, fallback_models
 
 __all__ = [
     "CATALOG",
@@ -28,11 +31,13 @@ __all__ = [
     "ModelClients",
     "ModelRequest",
     "ModelResponse",
+    "FallbackModel",
     "ModelSettings",
     "TokenUsage",
     "ToolCall",
     "claude_4_opus",
     "claude_4_sonnet",
+    "fallback_models",
     "gpt_4o",
     "gpt_4o_mini",
     "gpt_5",
@@ -52,7 +57,7 @@ __all__ = [
 class Model:
     """A chat model at a provider.
 
-    Subclass and override ``complete`` to talk to something that is not
+    Subclass and override ``complete`` (and ``stream``) to talk to something that is not
     OpenAI-compatible.
 
     Attributes:
@@ -104,6 +109,10 @@ class Model:
         priced.completion_price = completion
         return priced
 
+    def for_attempt(self, attempt: int) -> Model:
+        """The model that answers ``attempt`` of a turn: this one (see ``fallback_models``)."""
+        return self
+
     def priced(self, usage: TokenUsage) -> TokenUsage:
         """``usage`` with its ``cost`` at this model's prices (unchanged if it has none)."""
         if self.prompt_price is None or self.completion_price is None:
@@ -122,6 +131,27 @@ class Model:
             ModelBehaviorError: The provider's answer cannot be used.
         """
         return await chat_completion(clients.client_for(self), self, request)
+
+    async def stream(
+        self, request: ModelRequest, clients: ModelClients, on_text: Callable[[str], None]
+    ) -> ModelResponse:
+        """Run one streamed chat completion; ``on_text`` gets each text delta as it arrives.
+
+        Used instead of ``complete`` by an ``Agent(stream=True)``. Override it (with
+        ``complete``) for a model that is not OpenAI-compatible; the response must be the
+        same ``complete`` would return, tool calls reassembled. A subclass that overrides
+        only ``complete`` streams its whole answer as one delta.
+
+        Raises:
+            ModelHTTPError: The provider answered with an error status, or the stream broke off.
+            ModelBehaviorError: The provider's answer cannot be used.
+        """
+        if type(self).complete is not Model.complete:
+            response = await self.complete(request, clients)
+            if response.content:
+                on_text(response.content)
+            return response
+        return await chat_completion_stream(clients.client_for(self), self, request, on_text)
 
     def _key(self) -> tuple[str, str, str, str | None]:
         return (self.name, self.provider, self.provider_model_id, self.base_url)
@@ -349,3 +379,13 @@ CATALOG: dict[str, Model] = {
     )
 }
 """The ready-made models by ``name``."""
+
+
+def __getattr__(name: str) -> Any:
+    # ``FallbackModel`` subclasses ``Model``: loaded on first use, so that importing either
+    # module first works.
+    if name in ("FallbackModel", "fallback_models"):
+        from factorial import _fallback
+
+        return getattr(_fallback, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -47,6 +47,8 @@ class TaskMetadata(BaseModel):
     created_at: datetime | None = None
     batch_id: str | None = None
     parent_id: str | None = None
+    #: The ended task this one continues (``Orchestrator.resume_task``).
+    resumed_from: str | None = None
 
 
 class Task(BaseModel):
@@ -92,6 +94,11 @@ class Task(BaseModel):
         """Add messages to the conversation at the next turn boundary."""
         await self._require().steer_task(self.id, messages)
 
+    async def resume(self, messages: list[dict[str, Any]]) -> Task:
+        """Continue this ended task's conversation as a new task (``resume_task``)."""
+        resumed: Task = await self._require().resume_task(self.id, messages)
+        return resumed
+
 
 class BatchMetadata(BaseModel):
     """Bookkeeping of a batch."""
@@ -111,7 +118,8 @@ class BatchMetadata(BaseModel):
     usage: TokenUsage = Field(default_factory=TokenUsage)
     #: The batch whose failed tasks this one retries (``Orchestrator.retry_failed_tasks``).
     retry_of: str | None = None
-    #: Why the batch ended ``failed``: its ``FailurePolicy`` tripped (None otherwise).
+    #: Why the batch ended ``failed`` (None otherwise): its budget was spent
+    #: (``BudgetExceeded: ...``) or its ``FailurePolicy`` tripped (how many tasks failed).
     reason: str | None = None
 
 
@@ -146,7 +154,8 @@ class BatchInfo(BaseModel):
     id: str
     agent: str | None = None
     owner_id: str | None = None
-    #: ``active``, ``completed``, ``cancelled`` or ``failed`` (its ``FailurePolicy`` tripped).
+    #: ``active``, ``completed``, ``failed`` (its budget or ``FailurePolicy`` stopped it) or
+    #: ``cancelled``.
     status: str
     parent_task_id: str | None = None
     started_at: datetime | None = None

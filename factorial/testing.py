@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -58,6 +59,8 @@ class Reply(BaseModel):
         content: The text answer.
         tool_calls: Tool calls to request.
         delay: Seconds to wait before answering.
+        chunk_delay: Seconds between the chunks of a streamed answer (``Agent(stream=True)``
+            gets the content word by word).
         usage: The token usage to report (a ``TokenUsage`` or a dict of its fields). None
             (the default) reports an estimate, about four characters a token: the request's
             messages as prompt tokens, the answer as completion tokens.
@@ -66,6 +69,7 @@ class Reply(BaseModel):
     content: str | None = None
     tool_calls: list[Call] = Field(default_factory=list)
     delay: float = 0.0
+    chunk_delay: float = 0.0
     usage: TokenUsage | None = None
 
 
@@ -110,9 +114,12 @@ def call_tool(name: str, /, **arguments: Any) -> Reply:
     return Reply(tool_calls=[Call(name=name, arguments=arguments)])
 
 
-def reply(content: str, *, delay: float = 0.0) -> Reply:
-    """Return a ``Reply`` with text ``content``, sent after ``delay`` seconds."""
-    return Reply(content=content, delay=delay)
+def reply(content: str, *, delay: float = 0.0, chunk_delay: float = 0.0) -> Reply:
+    """Return a ``Reply`` with text ``content``, sent after ``delay`` seconds.
+
+    Streamed (``Agent(stream=True)``), its words come ``chunk_delay`` seconds apart.
+    """
+    return Reply(content=content, delay=delay, chunk_delay=chunk_delay)
 
 
 class ScriptedModel(Model):
@@ -153,6 +160,28 @@ class ScriptedModel(Model):
         answer = _outcome(step, request)
         if answer.delay > 0:
             await asyncio.sleep(answer.delay)
+        return _response(answer, request)
+
+    async def stream(
+        self, request: ModelRequest, clients: ModelClients, on_text: Callable[[str], None]
+    ) -> ModelResponse:
+        """Answer ``request`` from the script, its content given to ``on_text`` word by word.
+
+        Each word (with the whitespace before it) is one chunk, ``chunk_delay`` seconds
+        apart; the response is the one ``complete`` returns.
+
+        Raises:
+            ModelHTTPError: The step is a ``Fail`` and this attempt is within ``times``.
+            ModelBehaviorError: The step is ``Garbage`` within ``times``, or there is none.
+        """
+        step = await self._step_for(request)
+        answer = _outcome(step, request)
+        if answer.delay > 0:
+            await asyncio.sleep(answer.delay)
+        for i, piece in enumerate(re.findall(r"\s*\S+|\s+", answer.content or "")):
+            if i and answer.chunk_delay > 0:
+                await asyncio.sleep(answer.chunk_delay)
+            on_text(piece)
         return _response(answer, request)
 
     async def _step_for(self, request: ModelRequest) -> Step:

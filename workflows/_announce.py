@@ -3,8 +3,9 @@ terminal events of a batch's tasks (``announce_end``).
 
 ``batch_progress`` goes out whenever the progress or the count of ended tasks changes; while
 a send is in flight, newer progress replaces the queued one, so a busy batch sends the latest
-state, not every step. ``batch_completed``, ``batch_cancelled`` or ``batch_failed`` goes out
-exactly once, after every task's terminal event.
+state, not every step. ``batch_completed``, ``batch_failed`` (its budget or failure policy
+stopped it, with the ``reason``) or ``batch_cancelled`` goes out exactly once, after every
+task's terminal event.
 """
 
 from __future__ import annotations
@@ -68,14 +69,9 @@ class Announcer:
             announce_end(self._events, self._inp.agent_name, result, reason)
 
     def ended(self, counts: wire.BatchCounts, status: str, reason: str | None = None) -> None:
-        """Announce the batch's end: ``batch_completed`` (at 100%), ``batch_cancelled``, or
-        ``batch_failed`` (its failure policy tripped: ``reason``)."""
-        if status == "failed":
-            value = percent(
-                counts.done_units, max_units(self._inp.max_turns, self._inp.total_tasks)
-            )
-            self._events.emit(ev.BATCH_FAILED, **self._fields(counts, value, status), reason=reason)
-        elif status == "completed":
+        """Announce the batch's end: ``batch_completed`` (at 100%), ``batch_failed`` (its
+        budget or failure policy stopped it: ``reason``) or ``batch_cancelled``."""
+        if status == "completed":
             if self._last is None or self._last[0] != 100.0:
                 self._events.emit(
                     ev.BATCH_PROGRESS, coalesce=True, **self._fields(counts, 100.0, "active")
@@ -85,7 +81,11 @@ class Announcer:
             value = percent(
                 counts.done_units, max_units(self._inp.max_turns, self._inp.total_tasks)
             )
-            self._events.emit(ev.BATCH_CANCELLED, **self._fields(counts, value, status))
+            if status == "failed":
+                fields = {**self._fields(counts, value, status), "reason": reason}
+                self._events.emit(ev.BATCH_FAILED, **fields)
+            else:
+                self._events.emit(ev.BATCH_CANCELLED, **self._fields(counts, value, status))
 
     def _fields(self, counts: wire.BatchCounts, progress: float, status: str) -> dict[str, Any]:
         parent = self._inp.parent_task_id

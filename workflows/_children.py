@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
         LEGACY_BATCH_WORKFLOW,
         BatchInput,
         BatchSnapshot,
+        Budget,
         ChildBatchRequest,
         SubTaskResult,
         TaskInput,
@@ -32,10 +33,22 @@ with workflow.unsafe.imports_passed_through():
 
 #: Tasks recorded before 0.2 started their children as a (legacy) ``BatchWorkflow``.
 AGENT_BATCH_PATCH = "sub-agents-in-agent-batch-workflow"
+#: Tasks recorded before ``task_pending_child_task_results`` existed did not publish it.
+PENDING_CHILDREN_EVENT_PATCH = "task-pending-child-task-results-event"
 
 
-async def run_child_batch(inp: TaskInput, request: ChildBatchRequest) -> list[SubTaskResult]:
+def child_task_ids(request: ChildBatchRequest) -> list[str]:
+    """The ids of the tasks one sub-agent batch request starts, in order."""
+    return [task_id_of(request.batch_id, i) for i in range(len(request.payloads))]
+
+
+async def run_child_batch(
+    inp: TaskInput, request: ChildBatchRequest, budget: Budget | None = None
+) -> list[SubTaskResult]:
     """Run one sub-agent batch a forking tool asked for, as a child workflow; its results.
+
+    ``budget`` is what the parent's budget has left (``factorial._budget``): the batch's own,
+    which it enforces on its tasks together.
 
     Its tasks' results come back in the batch's snapshot. The forking tool's deadline
     cancels the tasks still running (``cancel_remaining``) and keeps the rest; cancelling the
@@ -56,6 +69,8 @@ async def run_child_batch(inp: TaskInput, request: ChildBatchRequest) -> list[Su
         collect_results=True,
         hooks=request.hooks,
         join=request.join,
+        budget=budget,
+        task_budget=request.task_budget,
     )
     patched = workflow.patched(AGENT_BATCH_PATCH)
     batch_type = BATCH_WORKFLOW if patched else LEGACY_BATCH_WORKFLOW
@@ -87,8 +102,8 @@ async def run_child_batch(inp: TaskInput, request: ChildBatchRequest) -> list[Su
     except ChildWorkflowError as err:
         error = str(err.cause or err)
         return [
-            SubTaskResult(task_id=task_id_of(request.batch_id, i), status="failed", error=error)
-            for i in range(len(request.payloads))
+            SubTaskResult(task_id=task_id, status="failed", error=error)
+            for task_id in child_task_ids(request)
         ]
     return snapshot.results or []
 

@@ -47,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
     from factorial import _wire as wire
+    from factorial._budget import tighter
     from factorial._progress import Tally
 
 
@@ -150,6 +151,17 @@ class Leaf:
         """Whether the leaf has been stopped (it starts no more tasks)."""
         return self._stopped
 
+    def spent(self, report: wire.TaskUsageReport) -> None:
+        """A task's usage so far, in a batch with a budget (repeats are harmless)."""
+        if self.tally.spent(report.index, report.turns, report.usage):
+            self._changed()
+
+    def _task_budget(self) -> wire.Budget | None:
+        """A task's budget: its agent's, within what the batch's budget has left."""
+        inp = self._inp
+        left = inp.budget.remaining(self.tally.spent_so_far()[0]) if inp.budget else None
+        return tighter(inp.task_budget, left)
+
     def turned(self, report: wire.TaskTurnReport) -> None:
         """A task's turn activity finished a turn (repeats and reordering are harmless)."""
         index = report.index if report.index is not None else wire.task_index_of(report.task_id)
@@ -233,6 +245,8 @@ class Leaf:
                 index=index,
                 turn_report_delay=self._turn_report_delay,
                 hooks=inp.hooks,
+                budget=self._task_budget(),
+                report_usage=inp.budget is not None,
             ),
             id=task_id,
             task_queue=inp.task_queue,
@@ -244,6 +258,9 @@ class Leaf:
         )
 
     def _end(self, result: wire.SubTaskResult, index: int, *, announce: bool) -> None:
+        live = self.tally.live.get(index)
+        if result.usage is None and live is not None:  # cancelled: what it last reported
+            result = result.model_copy(update={"usage": live})
         self.tally.ended(index, result.status, result.usage)
         if self._inp.collect_results:
             self.results[index] = result

@@ -53,13 +53,14 @@ class BatchRole(ABC):
         self.inp = inp
         self.events = events
         self.status = "active"
-        #: Why the batch ends ``failed`` (its failure policy tripped); None otherwise.
+        #: Why the batch ends ``failed`` (its failure policy tripped, or its budget was spent:
+        #: ``BudgetExceeded: ...``); None otherwise.
         self.reason: str | None = None
         #: Called when the batch's counters change (a root or lone leaf only).
         self.on_change: Callable[[], None] = _nothing
 
     def ending(self) -> str:
-        """How the batch ends once ``run`` returns: ``completed``, or ``failed`` (policy)."""
+        """How the batch ends once ``run`` returns: ``completed``, or ``failed`` (``reason``)."""
         return "completed" if self.reason is None else "failed"
 
     @abstractmethod
@@ -67,12 +68,14 @@ class BatchRole(ABC):
         """Run until every task of the batch (or of this leaf) has ended."""
 
     @abstractmethod
-    async def stop(self) -> None:
-        """The batch is being cancelled: stop every task and wait until each has ended."""
+    async def stop(self, reason: str = "the batch was cancelled") -> None:
+        """Stop every task (the batch is cancelled, or its budget is spent; a leaf's tasks
+        are told ``reason``) and wait until each has ended."""
 
     @abstractmethod
     async def finish(self, status: str) -> None:
-        """Record the batch's end (``completed`` or ``cancelled``) and send what tells of it."""
+        """Record the batch's end (``completed``, ``cancelled`` or ``failed``, with its
+        ``reason``) and send what tells of it."""
 
     @abstractmethod
     def counts(self) -> wire.BatchCounts:
@@ -82,6 +85,11 @@ class BatchRole(ABC):
         """Every task's result, if the batch collects them and this role runs tasks."""
         return None
 
+    def spent(self) -> tuple[wire.TokenUsage, int]:
+        """The tokens and turns the batch's tasks have spent so far (for its budget)."""
+        counts = self.counts()
+        return counts.usage, counts.turns
+
     @abstractmethod
     def turned(self, reports: wire.TaskTurnReports) -> None:
         """Tasks finished turns (the ``task_turn`` signal)."""
@@ -89,6 +97,10 @@ class BatchRole(ABC):
     @abstractmethod
     def leaf_reported(self, report: wire.LeafReport) -> None:
         """A leaf's latest counters (the ``leaf_report`` signal)."""
+
+    def usage_reported(self, report: wire.TaskUsageReport) -> None:
+        """A task's usage so far (the ``task_usage`` signal); only a leaf runs tasks."""
+        del report
 
     @abstractmethod
     def cancel_remaining(self) -> None:
@@ -132,12 +144,15 @@ class _LeafRole(BatchRole):
     async def run(self) -> None:
         await self.leaf.run()
 
-    async def stop(self) -> None:
-        self.leaf.stop("the batch was cancelled")
+    async def stop(self, reason: str = "the batch was cancelled") -> None:
+        self.leaf.stop(reason)
         await self.leaf.wait()
 
     def counts(self) -> wire.BatchCounts:
         return self.leaf.tally.counts()
+
+    def spent(self) -> tuple[wire.TokenUsage, int]:
+        return self.leaf.tally.spent_so_far()
 
     def results(self) -> list[wire.SubTaskResult] | None:
         if not self.inp.collect_results:
@@ -147,6 +162,9 @@ class _LeafRole(BatchRole):
     def turned(self, reports: wire.TaskTurnReports) -> None:
         for report in reports.reports:
             self.leaf.turned(report)
+
+    def usage_reported(self, report: wire.TaskUsageReport) -> None:
+        self.leaf.spent(report)
 
     def cancel_remaining(self) -> None:
         self.leaf.stop("the forking tool's timeout passed")
@@ -174,7 +192,7 @@ class RootRole(_AnnouncingRole):
         self._announcer.tasks_cancelled(task_ids, reason)
 
     def _changed(self) -> None:
-        if self.status == "active" and self._stopping is None:
+        if self.status == "active" and self.reason is None and self._stopping is None:
             reason = failure_reason(self.inp, self._root.counts().failed)
             if reason is not None:
                 # Too many failed: cancel every leaf (their tasks), then end ``failed``.
@@ -182,7 +200,7 @@ class RootRole(_AnnouncingRole):
                 self._stopping = asyncio.create_task(self._root.cancel())
         super()._changed()
 
-    async def stop(self) -> None:
+    async def stop(self, reason: str = "the batch was cancelled") -> None:
         await self._root.cancel()
 
     def counts(self) -> wire.BatchCounts:
@@ -249,10 +267,12 @@ class LeafOfRootRole(_LeafRole):
         interval = timedelta(seconds=max(1.0, self.inp.report_every))
         reported, step = 0, self.inp.report_first or self.inp.report_step
 
+        # A batch with a budget hears of its leaves' usage, not only of their progress.
+        budgeted = self.inp.budget is not None
+
         def due() -> bool:
-            return self._dirty and (
-                self.leaf.tally.done_units() - reported >= step or self._failed_unreported()
-            )
+            gained = self.leaf.tally.done_units() - reported >= step
+            return self._dirty and (gained or budgeted or self._failed_unreported())
 
         while True:
             await workflow.wait_condition(due)

@@ -4,10 +4,10 @@ The loop: apply steering, run the ``run_turn`` activity, then finish, or wait fo
 tool results, or run the next turn. The workflow owns the state between turns (context,
 status, pending deferred calls, steering) and answers the ``snapshot`` query. Lifecycle
 events that must arrive exactly once (``agent_output``, ``run_completed``, ``run_failed``,
-``run_cancelled``, steering and pending-tool events) are sent from here as external signals
-to the owner's stream workflow: Temporal records each signal once in history, so a crashed
-worker can never send one twice. ``run_started`` and the per-turn progress events come
-from the turn activity, in order, as they happen.
+``run_cancelled``, steering, pending-tool and pending-child events) are sent from here as
+external signals to the owner's stream workflow: Temporal records each signal once in
+history, so a crashed worker can never send one twice. ``run_started`` and the per-turn
+progress events come from the turn activity, in order, as they happen.
 
 The pieces the workflow owns: running a turn as a local or regular activity
 (``_turn``), the deferred tool calls it waits for (``_deferred``), the lifecycle hooks run
@@ -23,10 +23,16 @@ from temporalio import workflow
 from temporalio.common import SearchAttributeKey
 from temporalio.exceptions import ApplicationError, is_cancelled_exception
 
-from factorial.workflows._children import run_child_batch, sub_task_results_message
+from factorial.workflows._children import (
+    PENDING_CHILDREN_EVENT_PATCH,
+    child_task_ids,
+    run_child_batch,
+    sub_task_results_message,
+)
 from factorial.workflows._deferred import DeferredTools
 from factorial.workflows._emitter import StreamEmitter
 from factorial.workflows._hooks import run_hook
+from factorial.workflows._task_budget import report_usage, spent
 from factorial.workflows._turn import TurnFailed, Turns
 
 with workflow.unsafe.imports_passed_through():
@@ -52,6 +58,8 @@ with workflow.unsafe.imports_passed_through():
     )
 
 _STATUS_KEY = SearchAttributeKey.for_keyword(SA_STATUS)
+#: A failed task's failure carries its context too, for ``resume_task``.
+_FAILURE_CONTEXT_PATCH = "failure-carries-context"
 
 
 @workflow.defn(name=TASK_WORKFLOW)
@@ -89,15 +97,18 @@ class AgentTaskWorkflow:
                 self._context = out.context
                 if out.usage is not None:
                     self._usage += out.usage
+                await report_usage(self._inp, self._usage, int(self._context.get("turn", 0)))
                 _raise_if_cancel_requested()
                 if out.failure:
                     await self._finish_failed(out.failure)
                     raise self._failure(out.failure)
                 if out.done:
                     return await self._finish_completed(out.output)
+                await self._check_budget()
                 if out.child_batches:
                     await self._run_children(out.child_batches)
                     _raise_if_cancel_requested()
+                    await self._check_budget()
                 resumed = await self._wait_for_tools(out.pending_tool_calls)
                 _raise_if_cancel_requested()
                 if not resumed and self._history_is_large():
@@ -113,12 +124,15 @@ class AgentTaskWorkflow:
             raise
 
     def _failure(self, message: str) -> ApplicationError:
-        """The task's failure; its details carry its usage, for the batch that counts it."""
+        """The task's failure; its details carry its usage, for the batch that counts it.
+
+        Then its context, so ``resume_task`` reads the conversation with no worker.
+        """
+        details: list[Any] = [self._usage.model_dump(mode="json")]
+        if workflow.patched(_FAILURE_CONTEXT_PATCH):
+            details.append(self._context)
         return ApplicationError(
-            message,
-            self._usage.model_dump(mode="json"),
-            type=FailureType.AGENT_RUN_FAILED,
-            non_retryable=True,
+            message, *details, type=FailureType.AGENT_RUN_FAILED, non_retryable=True
         )
 
     # -- queries and updates -------------------------------------------------------------
@@ -140,6 +154,7 @@ class AgentTaskWorkflow:
             parent_task_id=self._inp.parent_task_id,
             created_at=self._inp.created_at,
             usage=self._usage,
+            resumed_from=self._inp.resumed_from,
         )
 
     @workflow.update(name=STEER_UPDATE)
@@ -195,7 +210,14 @@ class AgentTaskWorkflow:
         descendant); ``asyncio.gather`` waits until each has finished cancelling.
         """
         self._set_status("pending_child_tasks")
-        outcomes = await asyncio.gather(*(run_child_batch(self._inp, r) for r in requests))
+        if workflow.patched(PENDING_CHILDREN_EVENT_PATCH):
+            self._emit(
+                ev.TASK_PENDING_CHILD_TASK_RESULTS,
+                child_task_ids=[task_id for r in requests for task_id in child_task_ids(r)],
+                batch_ids=[r.batch_id for r in requests],
+            )
+        budget = self._inp.budget.remaining(self._usage) if self._inp.budget else None
+        outcomes = await asyncio.gather(*(run_child_batch(self._inp, r, budget) for r in requests))
         results = [result for batch in outcomes for result in batch]
         for result in results:
             if result.usage is not None:
@@ -204,6 +226,13 @@ class AgentTaskWorkflow:
             {"role": "user", "content": sub_task_results_message(results)}
         )
         self._set_status("active")
+
+    async def _check_budget(self) -> None:
+        """Fail with ``BudgetExceeded`` if the budget leaves no room for another turn."""
+        error = spent(self._inp, self._usage, int(self._context.get("turn", 0)))
+        if error is not None:
+            await self._finish_failed(error)
+            raise self._failure(error)
 
     def _apply_steering(self) -> None:
         if not self._steering:

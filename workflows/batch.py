@@ -22,9 +22,16 @@ Cancelling a batch cancels its leaves, which start no more tasks and cancel the 
 it ends once every task it started has ended. A failing task never stops the batch, unless
 its ``on_failure`` policy says so: then the rest are cancelled and it ends ``failed``
 (``factorial.workflows._policy``); a sub-agent batch's ``join`` ends it early, ``completed``.
+
+A batch with a budget (``factorial._budget``) hears each task's usage after every turn
+(``task_usage``); once the budget is spent it stops like a cancelled batch and ends
+``failed``. Whichever stopped it, budget or failure policy, ``batch_failed`` and the batch's
+``reason`` say why (the role keeps it: ``BatchRole.reason``).
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from temporalio import workflow
 from temporalio.exceptions import is_cancelled_exception
@@ -36,6 +43,10 @@ from factorial.workflows._summary import SummaryMemo
 with workflow.unsafe.imports_passed_through():
     from factorial import _wire as wire
     from factorial._progress import max_units
+
+
+#: A batch with a budget watches its tasks' usage and stops when it is spent.
+BUDGET_PATCH = "batch-budget"
 
 
 @workflow.defn(name=wire.BATCH_WORKFLOW)
@@ -53,13 +64,17 @@ class BatchWorkflow:
         self._summary = SummaryMemo(self.snapshot) if inp.report_to is None else None
         if self._summary is not None:
             self._role.on_change = self._summary.changed
+        #: Why the batch's budget is spent (``BudgetExceeded: ...``), once it is.
+        self._over: str | None = None
+        if inp.budget is not None and inp.report_to is None:
+            self._role.on_change = self._changed_with_budget
 
     @workflow.run
     async def run(self, inp: wire.BatchInput) -> wire.BatchSnapshot:
         if self._summary is not None:
             self._summary.start()
         try:
-            await self._role.run()
+            await self._run_role()
         except BaseException as err:
             if not is_cancelled_exception(err):
                 raise
@@ -68,6 +83,41 @@ class BatchWorkflow:
             raise
         await self._finish(self._role.ending())
         return self.snapshot()
+
+    async def _run_role(self) -> None:
+        """Run the batch; stop it once its budget is spent (``factorial._budget``).
+
+        Once the budget is spent the batch starts no more tasks, cancels the running ones
+        (and through them their sub-agents), waits until each has ended, and ends ``failed``
+        (the role's ``reason``). A batch whose tasks all ended before it heard the budget was
+        spent fails too, unless they all completed. A batch its failure policy stopped first
+        keeps that reason.
+        """
+        budgeted = self._inp.budget is not None and self._inp.report_to is None
+        if not budgeted or not workflow.patched(BUDGET_PATCH):
+            await self._role.run()
+            return
+        runner = asyncio.create_task(self._role.run())
+        await workflow.wait_condition(lambda: runner.done() or self._over is not None)
+        if runner.done():
+            await runner
+            # Every task ended on its own: the batch failed only if its budget is spent and
+            # a task did not complete (say, one its share of the budget stopped).
+            counts = self._role.counts()
+            if self._over is not None and counts.completed < self._inp.total_tasks:
+                self._role.reason = self._role.reason or self._over
+            return
+        assert self._over is not None
+        if self._role.reason is None:
+            self._role.reason = self._over
+            await self._role.stop(self._over)
+        await runner
+
+    def _changed_with_budget(self) -> None:
+        if self._summary is not None:
+            self._summary.changed()
+        if self._over is None and self._inp.budget is not None:
+            self._over = self._inp.budget.error(*self._role.spent())
 
     async def _finish(self, status: str) -> None:
         await self._role.finish(status)
@@ -100,6 +150,11 @@ class BatchWorkflow:
     def task_turn(self, batch: wire.TaskTurnReports) -> None:
         """Tasks finished turns (sent by turn activities; repeats are harmless)."""
         self._role.turned(batch)
+
+    @workflow.signal(name=wire.TASK_USAGE_SIGNAL)
+    def task_usage(self, report: wire.TaskUsageReport) -> None:
+        """A task's usage so far, in a batch with a budget (sent by its task workflow)."""
+        self._role.usage_reported(report)
 
     @workflow.signal(name=wire.LEAF_REPORT_SIGNAL)
     def leaf_report(self, report: wire.LeafReport) -> None:

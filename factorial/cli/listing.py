@@ -99,7 +99,7 @@ def batch_list(
     status: Annotated[
         str | None,
         typer.Option(
-            "--status", help="Only batches in this status: active, completed, cancelled, failed."
+            "--status", help="Only batches in this status: active, completed, failed, cancelled."
         ),
     ] = None,
     limit: LimitOption = DEFAULT_LIMIT,

@@ -23,6 +23,10 @@ EXPECTED = {  # a line each block must print, by the heading it is under
     "Sub-agents": '<sub_task_result sub_task_id="',
     "A deferred tool (human in the loop) and steering": "Heard: Pay in euros.",
     "Cancellation": "cancelled",
+    "Streaming completions": "streamed: Durable answers, streamed word by word.",
+    "Fallback models and custom progress": "model: secondary",
+    "Idempotent enqueue and resuming a task": "You said: A table for two. | Make it three.",
+    "Budgets across a tree of agents": "failed BudgetExceeded: used ",
     "Join policies and batch failure policy": "failed 1 task failed, more than max_failed=0 2",
 }
 

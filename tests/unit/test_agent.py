@@ -44,6 +44,8 @@ def test_public_api_is_pinned() -> None:
             "BatchInfo",
             "BatchMetadata",
             "BatchNotFoundError",
+            "Budget",
+            "BudgetExceeded",
             "EventPublisher",
             "EventStreamConfig",
             "EventStreamError",
@@ -53,6 +55,7 @@ def test_public_api_is_pinned() -> None:
             "FailurePolicy",
             "FunctionTool",
             "HookSignatureError",
+            "IdempotencyConflictError",
             "InlineRunError",
             "InvalidIdError",
             "InvalidPayloadError",
@@ -84,6 +87,8 @@ def test_public_api_is_pinned() -> None:
             "deferred_tool",
             "forking_tool",
             "function_tool",
+            "fallback_models",
+            "publish_progress",
         ]
     )
     for name in factorial.__all__:

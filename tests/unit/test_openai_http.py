@@ -43,6 +43,12 @@ class Canned:
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str = "application/json"
     delay: float = 0.0
+    #: Server-sent events for a request with ``stream: true`` (each a chunk dict, or raw text).
+    chunks: list[dict[str, Any] | str] | None = None
+    #: Seconds between two streamed chunks.
+    chunk_delay: float = 0.0
+    #: Whether the stream ends with ``data: [DONE]``.
+    done: bool = True
 
 
 class FakeOpenAIServer(ThreadingHTTPServer):
@@ -77,7 +83,29 @@ class _Handler(BaseHTTPRequestHandler):
         canned = self.server.canned
         if canned.delay:
             self.server.stopping.wait(canned.delay)
-        self._send(canned)
+        if canned.chunks is not None and self.server.requests[-1].get("stream"):
+            self._stream(canned)
+        else:
+            self._send(canned)
+
+    def _stream(self, canned: Canned) -> None:
+        """Send ``canned.chunks`` as server-sent events, then ``[DONE]``; the connection closes."""
+        assert canned.chunks is not None
+        try:
+            self.send_response(canned.status)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            for name, value in canned.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            for i, chunk in enumerate([*canned.chunks, *(["[DONE]"] if canned.done else [])]):
+                if i and canned.chunk_delay and self.server.stopping.wait(canned.chunk_delay):
+                    return
+                data = chunk if isinstance(chunk, str) else json.dumps(chunk)
+                self.wfile.write(f"data: {data}\n\n".encode())
+                self.wfile.flush()
+        except OSError:
+            pass  # the client (or its worker) went away mid-stream
 
     def _send(self, canned: Canned) -> None:
         body = canned.body
