@@ -7,10 +7,19 @@ import asyncio
 
 import pytest
 
-from factorial import Agent, AgentWorkerConfig, Batch, FailurePolicy, Orchestrator, UserError
+from factorial import (
+    Agent,
+    AgentWorkerConfig,
+    Batch,
+    Budget,
+    FailurePolicy,
+    Orchestrator,
+    UserError,
+)
 from factorial.models import ModelRequest
 from factorial.testing import Fail, Reply, ScriptedModel, reply
 from factorial.workflows._policy import FAILURE_PATCH
+from factorial.workflows.batch import BUDGET_PATCH
 from tests.conftest import BOTH_TURN_MODES
 from tests.integration.test_replay import patch_ids, replay
 from tests.ledger import EventLedger
@@ -31,7 +40,11 @@ def script(request: ModelRequest) -> Reply | Fail:
 
 
 async def run_batch(
-    orchestrator: Orchestrator, unique, queries: list[str], policy: FailurePolicy | None
+    orchestrator: Orchestrator,
+    unique,
+    queries: list[str],
+    policy: FailurePolicy | None,
+    budget: Budget | None = None,
 ) -> tuple[Batch, EventLedger]:
     """Run a batch of one task per query until its end event; the batch as it ended."""
     agent = Agent(name=unique("worker"), model=ScriptedModel(script))
@@ -40,7 +53,7 @@ async def run_batch(
     owner = unique("owner")
     async with EventLedger(orchestrator, owner) as ledger:
         batch = await orchestrator.enqueue_batch(
-            agent, owner, [{"query": q} for q in queries], on_failure=policy
+            agent, owner, [{"query": q} for q in queries], on_failure=policy, budget=budget
         )
         ends = ("batch_completed", "batch_failed", "batch_cancelled")
         await ledger.wait_until(lambda events: any(e["event_type"] in ends for e in events), 90)
@@ -97,6 +110,28 @@ async def test_max_failed_ratio(orchestrator: Orchestrator, unique) -> None:
             if [info.id for info in listed] == [batch.id]:
                 break
             await asyncio.sleep(0.2)
+
+
+async def test_a_budgeted_batch_stopped_by_its_policy_keeps_the_policys_reason(
+    orchestrator: Orchestrator, unique
+) -> None:
+    # The budget is far from spent: the failure policy stops the batch (through the budgeted
+    # batch's watch), and batch_failed's reason is the policy's, not a budget's.
+    budget = Budget(tokens=1_000_000)
+    queries = ["fail", "slow", "slow"]
+    batch, ledger = await run_batch(
+        orchestrator, unique, queries, FailurePolicy(max_failed=0), budget
+    )
+
+    reason = "1 task failed, more than max_failed=0"
+    assert (batch.metadata.status, batch.metadata.reason) == ("failed", reason)
+    assert (batch.metadata.failed, batch.metadata.cancelled) == (1, 2)
+    [ended] = ledger.of_type("batch_failed")
+    assert ended["reason"] == reason
+    assert [e["reason"] for e in ledger.of_type("run_cancelled")] == [reason] * 2
+    history = await (await orchestrator.client()).get_workflow_handle(batch.id).fetch_history()
+    await replay(history)
+    assert {FAILURE_PATCH, BUDGET_PATCH} <= set(patch_ids(history))
 
 
 async def test_by_default_failures_never_stop_a_batch(orchestrator: Orchestrator, unique) -> None:
