@@ -208,6 +208,7 @@ class AgentActivities:
             payloads=request.payloads,
             tool_call_id=request.tool_call_id,
             timeout=request.timeout,
+            join=request.join,
             hooks=self._agents[request.agent_name].hooks_outside_turns(),
             task_budget=self._agents[request.agent_name].budget,
         )

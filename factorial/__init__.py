@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from factorial._budget import Budget
     from factorial._custom_progress import publish_progress
+    from factorial._policies import FailurePolicy, Quorum
     from factorial._usage import TokenUsage
     from factorial.agent import Agent, BaseAgent, RunCompletion, TurnCompletion
     from factorial.context import AgentContext, ExecutionContext
@@ -87,6 +88,7 @@ __all__ = [
     "EventsExpiredError",
     "ExecutionContext",
     "FactorialError",
+    "FailurePolicy",
     "FunctionTool",
     "HookSignatureError",
     "IdempotencyConflictError",
@@ -101,6 +103,7 @@ __all__ = [
     "NotFoundError",
     "Orchestrator",
     "PayloadTooLargeError",
+    "Quorum",
     "RunCompletion",
     "Task",
     "TaskCancelledError",
@@ -128,6 +131,7 @@ __all__ = [
 _DEFINED_IN: dict[str, tuple[str, ...]] = {
     "factorial._custom_progress": ("publish_progress",),
     "factorial._budget": ("Budget",),
+    "factorial._policies": ("FailurePolicy", "Quorum"),
     "factorial._usage": ("TokenUsage",),
     "factorial.agent": ("Agent", "BaseAgent", "RunCompletion", "TurnCompletion"),
     "factorial.context": ("AgentContext", "ExecutionContext"),

@@ -16,7 +16,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from factorial import _batches, _tasks
+from factorial import _batch_read, _batches, _tasks
 from factorial import _wire as wire
 from factorial._ids import new_batch_id
 from factorial._listing import batch_info, task_info
@@ -95,7 +95,7 @@ async def batch_record(client: Client, description: WorkflowExecutionDescription
     """
     handle = client.get_workflow_handle(description.id, result_type=wire.BatchSnapshot)
     if description.status == WorkflowExecutionStatus.COMPLETED:
-        return _batches.batch_from(await handle.result())
+        return _batch_read.batch_from(await handle.result())
     record = _batches.new_batch_record(await _start_input(client, description.id))
     status = (await batch_info(description)).status  # its indexed status, else by its workflow
     if status != "active":

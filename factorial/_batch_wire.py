@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
 from factorial._budget import Budget
+from factorial._policies import FailurePolicy
 from factorial._task_wire import TurnPolicy
 from factorial._usage import TokenUsage
 from factorial._wire_names import SA_AGENT, SA_BATCH, SA_OWNER, SA_PARENT, SA_STATUS
@@ -79,6 +80,12 @@ class BatchInput(BaseModel):
     collect_results: bool = False
     # A batch that retries another batch's failed tasks: that batch's id.
     retry_of: str | None = None
+    # Sub-agent batch (a lone leaf): stop once this many tasks have completed (the forking
+    # tool's join policy); None: run every task to its end.
+    join: int | None = None
+    # A batch's own root: cancel the rest and end ``failed`` once too many tasks have failed
+    # (checked by the root, from its leaves' counts); None: failures never stop it.
+    on_failure: FailurePolicy | None = None
     # The batch's budget (``factorial._budget``), and each task's own (its agent's).
     budget: Budget | None = None
     task_budget: Budget | None = None
@@ -170,8 +177,8 @@ class BatchSnapshot(BaseModel):
     parent_task_id: str | None = None
     results: list[SubTaskResult] | None = None
     retry_of: str | None = None
-    #: Why a ``failed`` batch failed (``BudgetExceeded: ...``).
-    error: str | None = None
+    #: Why a batch ended ``failed`` (``BudgetExceeded: ...``, or its failure policy tripped).
+    reason: str | None = None
 
 
 class BatchSummary(BaseModel):
@@ -192,7 +199,7 @@ class BatchSummary(BaseModel):
     created_at: datetime | None = None
     parent_task_id: str | None = None
     retry_of: str | None = None
-    error: str | None = None
+    reason: str | None = None
     updated_at: datetime | None = None
 
     @classmethod

@@ -1,4 +1,4 @@
-"""Starting batches and reading them back: what ``Orchestrator`` does for ``enqueue_batch``.
+"""Starting and cancelling batches: what ``Orchestrator`` does for ``enqueue_batch``.
 
 A batch of at most ``chunk_size`` tasks is one workflow, a lone leaf. A larger one is split
 into leaves of at most ``chunk_size`` tasks and about 1 MiB of payloads each; the leaves are
@@ -24,34 +24,32 @@ import contextlib
 import math
 import re
 from collections.abc import Awaitable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from temporalio.client import (
     Client,
-    RPCTimeoutOrCancelledError,
     WorkflowExecutionDescription,
-    WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
 )
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
 
 from factorial import _idempotency, _tasks
 from factorial import _wire as wire
+from factorial._batch_read import batch_from, read
 from factorial._budget import Budget, checked_budget
 from factorial._cancelling import cancel_each
 from factorial._ids import idempotent_id, new_batch_id, validate_id
 from factorial._payloads import chunk_payloads
-from factorial._progress import max_units, percent
-from factorial._tasks import QUERY_TIMEOUT
+from factorial._policies import FailurePolicy
+from factorial._progress import max_units
 from factorial._workers import agent_task_queue
 from factorial.agent import BaseAgent
 from factorial.context import AgentContext
 from factorial.errors import InvalidPayloadError, UserError
-from factorial.task import Batch, BatchMetadata
+from factorial.task import Batch
 from factorial.worker import AgentWorkerConfig
 
 #: Leaf starts in flight at once.
@@ -67,8 +65,6 @@ MIN_LEAF_REPORTS = 4
 MAX_LEAVES = 1_000
 #: Seconds between sweeps of a batch being cancelled (visibility lags about a second).
 _SWEEP_INTERVAL = 1.5
-#: How long ``get_batch`` waits for a worker to answer before it reads the batch's memo.
-SUMMARY_QUERY_TIMEOUT = timedelta(seconds=0.5)
 
 
 async def enqueue(
@@ -82,6 +78,7 @@ async def enqueue(
     search_attributes: frozenset[str],
     idempotency_key: str | None = None,
     budget: Budget | None = None,
+    on_failure: FailurePolicy | None = None,
 ) -> Batch:
     """Validate every payload (nothing starts if one fails), then start the batch.
 
@@ -89,6 +86,8 @@ async def enqueue(
     """
     checked_budget(budget)
     validate_id(owner_id, "owner id")
+    if on_failure is not None and not isinstance(on_failure, FailurePolicy):
+        raise UserError(f"on_failure must be a FailurePolicy, got {on_failure!r}")
     if not payloads:
         raise InvalidPayloadError("a batch needs at least one payload")
     contexts = []
@@ -118,6 +117,7 @@ async def enqueue(
         hooks=agent.hooks_outside_turns(),
         budget=budget,
         task_budget=agent.budget,
+        on_failure=on_failure,
     )
     if key_id is None:
         await start_batch(client, inp, chunks, max_running)
@@ -126,60 +126,6 @@ async def enqueue(
     with contextlib.suppress(WorkflowAlreadyStartedError):  # it ran and has ended: read it
         await start_batch(client, inp, chunks, max_running, {wire.IDEMPOTENCY_MEMO: expected})
     return await read(*await _idempotency.read_back(client, key_id, expected, "batch"))
-
-
-async def read(
-    handle: WorkflowHandle[Any, Any], description: WorkflowExecutionDescription
-) -> Batch:
-    """The batch as its workflow counts it, with or without a worker.
-
-    A running batch is queried, briefly (``SUMMARY_QUERY_TIMEOUT``); if no worker answers, its
-    memo tells (``factorial.workflows._summary``: at most a couple of seconds behind). A
-    completed batch's result is in its history; a cancelled one's final counts are in its
-    memo. Only batches from before the memo need a worker to answer a query.
-    """
-    if description.status == WorkflowExecutionStatus.COMPLETED:
-        snapshot: wire.BatchSnapshot = await handle.result()
-        return batch_from(snapshot)
-    summary = await _summary(description)
-    running = description.status == WorkflowExecutionStatus.RUNNING
-    if summary is not None and not running:
-        return batch_from(summary.snapshot())
-    try:
-        snapshot = await handle.query(
-            wire.BATCH_SNAPSHOT_QUERY,
-            result_type=wire.BatchSnapshot,
-            rpc_timeout=SUMMARY_QUERY_TIMEOUT if summary is not None else QUERY_TIMEOUT,
-        )
-    except (RPCError, RPCTimeoutOrCancelledError):
-        if summary is None:
-            raise
-        return batch_from(summary.snapshot())
-    return batch_from(snapshot)
-
-
-async def _summary(description: WorkflowExecutionDescription) -> wire.BatchSummary | None:
-    """The summary the batch keeps in its memo; None for a batch from before it had one."""
-    summary: wire.BatchSummary | None = await description.memo_value(
-        wire.BATCH_SUMMARY_MEMO, None, type_hint=wire.BatchSummary
-    )
-    if summary is None:
-        return None
-    if description.status in _CLOSED_STATUS:
-        # A batch closed some other way (terminated, failed) never wrote its end.
-        status = _CLOSED_STATUS[description.status]
-        if summary.status == "active":
-            summary = summary.model_copy(update={"status": status})
-    return summary
-
-
-#: How a batch that closed without writing its end is reported.
-_CLOSED_STATUS = {
-    WorkflowExecutionStatus.CANCELED: "cancelled",
-    WorkflowExecutionStatus.FAILED: "failed",
-    WorkflowExecutionStatus.TERMINATED: "failed",
-    WorkflowExecutionStatus.TIMED_OUT: "failed",
-}
 
 
 async def cancel(
@@ -330,37 +276,6 @@ def _start(
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         id_conflict_policy=_idempotency.conflict_policy(once is not None),
         memo=memo or None,
-    )
-
-
-def batch_from(snapshot: wire.BatchSnapshot) -> Batch:
-    """The public ``Batch`` record of a batch workflow's snapshot."""
-    task_ids = [wire.task_id_of(snapshot.batch_id, i) for i in range(snapshot.total_tasks)]
-    terminal = set(snapshot.counts.terminal_indices)
-    status = snapshot.status
-    return Batch(
-        id=snapshot.batch_id,
-        task_ids=task_ids,
-        remaining_task_ids=[]
-        if status != "active"
-        else [t for i, t in enumerate(task_ids) if i not in terminal],
-        progress=100.0
-        if status == "completed"
-        else percent(snapshot.counts.done_units, snapshot.max_progress),
-        metadata=BatchMetadata(
-            owner_id=snapshot.owner_id,
-            created_at=snapshot.created_at,
-            total_tasks=snapshot.total_tasks,
-            max_progress=snapshot.max_progress,
-            status=status,
-            parent_id=snapshot.parent_task_id,
-            completed=snapshot.counts.completed,
-            failed=snapshot.counts.failed,
-            cancelled=snapshot.counts.cancelled,
-            usage=snapshot.counts.usage,
-            retry_of=snapshot.retry_of,
-            error=snapshot.error,
-        ),
     )
 
 

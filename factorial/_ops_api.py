@@ -69,7 +69,7 @@ class OpsAPI(OrchestratorBase):
     ) -> list[BatchInfo]:
         """Batches that pass every filter, newest first; sub-agent batches included.
 
-        ``status`` is ``active``, ``completed`` or ``cancelled``.
+        ``status`` is ``active``, ``completed``, ``cancelled`` or ``failed``.
 
         Raises:
             UserError: An unknown status, or a filter value with a quote.

@@ -84,6 +84,10 @@ class Tally:
                 self.usage += usage
         self.outcomes[index] = outcome
 
+    def count(self, outcome: str) -> int:
+        """How many tasks ended with ``outcome``."""
+        return sum(1 for ended in self.outcomes.values() if ended == outcome)
+
     def spent_so_far(self) -> tuple[TokenUsage, int]:
         """Tokens of the ended tasks and the running ones' latest reports; turns reported."""
         return sum(self.live.values(), self.usage), sum(self.turns.values())

@@ -32,6 +32,8 @@ class SpawnRequest:
     payloads: list[dict[str, Any]]
     tool_call_id: str
     timeout: float
+    #: Completed children that let the parent resume (the tool's join); None: all ended.
+    join: int | None = None
 
     @property
     def task_ids(self) -> list[str]:
@@ -48,6 +50,7 @@ class Fork:
     slot: str
     tool_call_id: str
     timeout: float
+    join: int | None = None
     requests: list[SpawnRequest] = field(default_factory=list)
 
     @property
@@ -92,6 +95,7 @@ class Spawner:
             payloads=contexts,
             tool_call_id=fork.tool_call_id,
             timeout=fork.timeout,
+            join=fork.join,
         )
         fork.requests.append(request)
         return Batch(

@@ -13,7 +13,7 @@ from typing import Any
 from temporalio.client import WorkflowExecutionDescription
 from temporalio.service import RPCError
 
-from factorial import _batches, _resume, _tasks
+from factorial import _batch_read, _resume, _tasks
 from factorial import _wire as wire
 from factorial._ids import idempotent_id
 from factorial._orchestrator_base import OrchestratorBase
@@ -213,7 +213,7 @@ class TaskAPI(OrchestratorBase):
             return None
         batch_id, index = parsed
         try:
-            batch = await _batches.read(*await self._describe_batch(batch_id))
+            batch = await _batch_read.read(*await self._describe_batch(batch_id))
         except (NotFoundError, InvalidIdError, RPCError):
             return None
         if index >= batch.metadata.total_tasks:

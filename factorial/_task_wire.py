@@ -137,6 +137,8 @@ class ChildBatchRequest(BaseModel):
     tool_call_id: str
     timeout: float
     hooks: list[str] | None = None
+    #: The forking tool's join: the batch stops once this many children have completed.
+    join: int | None = None
     # The child agent's own budget, for each of its tasks.
     task_budget: Budget | None = None
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from factorial import _metrics, _tracing
+from factorial._policies import join_count
 from factorial._spawn import Fork, SpawnRequest, current_fork, fork_slot, parse_fork_return
 from factorial.context import AgentContext, ExecutionContext
 from factorial.events import progress_event_type
@@ -153,6 +154,7 @@ async def _fork(
         slot=fork_slot(agent_ctx.turn, tool_call.id),
         tool_call_id=tool_call.id,
         timeout=float(tool.timeout or 0),
+        join=join_count(tool.join),
     )
     token = current_fork.set(fork)
     try:

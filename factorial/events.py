@@ -31,7 +31,8 @@ BATCH_COMPLETED = "batch_completed"
 BATCH_CANCELLED = "batch_cancelled"
 #: A piece of a streamed model answer (``Agent(stream=True)``): ``turn``, ``attempt``, ``data``.
 COMPLETION_CHUNK = "progress_update_completion_chunk"
-#: A batch stopped by its budget (``error``: ``BudgetExceeded: ...``).
+#: A batch stopped early and ended ``failed``: its budget was spent or its failure policy
+#: tripped; the rest were cancelled, and ``reason`` says why.
 BATCH_FAILED = "batch_failed"
 
 #: Events a subscriber receives exactly once per task (or batch), even across worker crashes.
@@ -119,13 +120,14 @@ def terminal_events(
     output: Any = None,
     error: str | None = None,
     usage: dict[str, Any] | None = None,
+    reason: str | None = None,
 ) -> list[tuple[str, dict[str, Any]]]:
     """How a run's end is announced, the one definition for every way a run ends.
 
     ``completed``: ``agent_output`` then ``run_completed``; ``cancelled``: ``run_cancelled``;
     else ``run_failed`` with the error. The ending event carries the run's token ``usage``
-    where it is known. Used by the task workflow, a batch announcing its tasks' ends, and
-    ``run_inline``.
+    where it is known; ``run_cancelled``, the ``reason`` a batch stopped the run, if it did.
+    Used by the task workflow, a batch announcing its tasks' ends, and ``run_inline``.
     """
     extra = {"usage": usage} if usage is not None else {}
     if status == "completed":
@@ -134,7 +136,7 @@ def terminal_events(
             (RUN_COMPLETED, {"turn": turn, **extra}),
         ]
     if status == "cancelled":
-        return [(RUN_CANCELLED, extra)]
+        return [(RUN_CANCELLED, {**extra, **({"reason": reason} if reason else {})})]
     return [(RUN_FAILED, {"error": error, **extra})]
 
 

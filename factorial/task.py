@@ -118,8 +118,9 @@ class BatchMetadata(BaseModel):
     usage: TokenUsage = Field(default_factory=TokenUsage)
     #: The batch whose failed tasks this one retries (``Orchestrator.retry_failed_tasks``).
     retry_of: str | None = None
-    #: Why a ``failed`` batch failed (``BudgetExceeded: ...``: its budget was spent).
-    error: str | None = None
+    #: Why the batch ended ``failed`` (None otherwise): its budget was spent
+    #: (``BudgetExceeded: ...``) or its ``FailurePolicy`` tripped (how many tasks failed).
+    reason: str | None = None
 
 
 class Batch(BaseModel):
@@ -153,7 +154,8 @@ class BatchInfo(BaseModel):
     id: str
     agent: str | None = None
     owner_id: str | None = None
-    #: ``active``, ``completed``, ``failed`` (its budget stopped it) or ``cancelled``.
+    #: ``active``, ``completed``, ``failed`` (its budget or ``FailurePolicy`` stopped it) or
+    #: ``cancelled``.
     status: str
     parent_task_id: str | None = None
     started_at: datetime | None = None

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, overload
 
+from factorial._policies import Join, join_count
 from factorial._tool_invoke import ToolOutcome, format_tool_output, invoke
 from factorial._tool_spec import (
     Spec,
@@ -65,6 +66,8 @@ class FunctionTool:
         kind: ``"function"``, ``"deferred"`` or ``"forking"``.
         timeout: Seconds to wait; required (> 0) for deferred and forking tools.
         is_enabled: Whether the model sees the tool; a callable receives the ``AgentContext``.
+        join: For a forking tool, when its parent resumes: ``"all"`` children ended,
+            the ``"first"`` completed, or a ``Quorum(k)`` completed (the rest are cancelled).
     """
 
     name: str
@@ -74,11 +77,15 @@ class FunctionTool:
     kind: ToolKind = "function"
     timeout: float | None = None
     is_enabled: bool | Callable[[Any], bool] = True
+    join: Join = "all"
     _spec: Spec | None = field(default=None, repr=False, compare=False, kw_only=True)
 
     def __post_init__(self) -> None:
         check_name(self.name)
         check_kind_and_timeout(self.name, self.kind, self.timeout)
+        join_count(self.join)
+        if self.join != "all" and self.kind != "forking":
+            raise ToolDefinitionError(f"tool {self.name!r}: only a forking tool has a join policy")
         if self._spec is None:
             self._spec = analyse(self.func, self.name)
 
@@ -207,6 +214,7 @@ def forking_tool(
     name: str | None = None,
     description: str | None = None,
     is_enabled: bool | Callable[[Any], bool] = True,
+    join: Join = "all",
 ) -> FunctionTool: ...
 @overload
 def forking_tool(
@@ -215,6 +223,7 @@ def forking_tool(
     name: str | None = None,
     description: str | None = None,
     is_enabled: bool | Callable[[Any], bool] = True,
+    join: Join = "all",
 ) -> ToolDecorator: ...
 def forking_tool(
     func: Callable[..., Any] | None = None,
@@ -223,17 +232,26 @@ def forking_tool(
     name: str | None = None,
     description: str | None = None,
     is_enabled: bool | Callable[[Any], bool] = True,
+    join: Join = "all",
 ) -> FunctionTool | ToolDecorator:
     """Like ``function_tool`` but ``kind="forking"``: it spawns child tasks and awaits them.
 
     Args:
         func: The function (when used without parentheses).
-        timeout: Seconds to wait for the child tasks; must be > 0.
+        timeout: Seconds to wait for the child tasks; must be > 0. When it passes, the
+            children still running are cancelled and the parent resumes with the results
+            so far, whether or not ``join`` was met.
         name: Tool name; defaults to the function's name.
         description: Tool description; defaults to the docstring without its sections.
         is_enabled: Whether the model sees the tool; a callable receives the ``AgentContext``.
+        join: When the parent resumes: once ``"all"`` children have ended (the default),
+            once the ``"first"`` has completed, or once ``Quorum(k)`` have completed. The
+            children still running then are cancelled (each announces ``run_cancelled``).
+            It applies to each ``spawn_child_tasks`` call of the tool on its own; a quorum
+            that can no longer be met (too many failed, or more than were spawned) waits
+            for every child to end.
     """
-    return _decorate(func, "forking", timeout, name, description, is_enabled)
+    return _decorate(func, "forking", timeout, name, description, is_enabled, join)
 
 
 def as_tool(obj: Callable[..., Any] | FunctionTool) -> FunctionTool:
@@ -268,9 +286,12 @@ def _decorate(
     name: str | None,
     description: str | None,
     is_enabled: bool | Callable[[Any], bool],
+    join: Join = "all",
 ) -> FunctionTool | ToolDecorator:
+    join_count(join)  # a bad join fails at decoration, not at the first call
+
     def build(target: Callable[..., Any]) -> FunctionTool:
-        return _build_tool(target, kind, timeout, name, description, is_enabled)
+        return _build_tool(target, kind, timeout, name, description, is_enabled, join)
 
     return build if func is None else build(func)
 
@@ -282,6 +303,7 @@ def _build_tool(
     name: str | None,
     description: str | None,
     is_enabled: bool | Callable[[Any], bool],
+    join: Join,
 ) -> FunctionTool:
     if not callable(func):
         raise ToolDefinitionError(
@@ -299,5 +321,6 @@ def _build_tool(
         kind=kind,
         timeout=timeout,
         is_enabled=is_enabled,
+        join=join,
         _spec=spec,
     )

@@ -23,7 +23,7 @@ from typing import Any
 from factorial import Orchestrator
 
 TASK_ENDS = ("run_completed", "run_failed", "run_cancelled")
-BATCH_ENDS = ("batch_completed", "batch_cancelled")
+BATCH_ENDS = ("batch_completed", "batch_cancelled", "batch_failed")
 
 
 class EventLedger:

@@ -3,8 +3,9 @@ terminal events of a batch's tasks (``announce_end``).
 
 ``batch_progress`` goes out whenever the progress or the count of ended tasks changes; while
 a send is in flight, newer progress replaces the queued one, so a busy batch sends the latest
-state, not every step. ``batch_completed``, ``batch_failed`` (its budget stopped it) or
-``batch_cancelled`` goes out exactly once, after every task's terminal event.
+state, not every step. ``batch_completed``, ``batch_failed`` (its budget or failure policy
+stopped it, with the ``reason``) or ``batch_cancelled`` goes out exactly once, after every
+task's terminal event.
 """
 
 from __future__ import annotations
@@ -21,13 +22,23 @@ with workflow.unsafe.imports_passed_through():
     from factorial._progress import max_units, percent
 
 
-def announce_end(events: StreamEmitter, agent_name: str, result: wire.SubTaskResult) -> None:
+def announce_end(
+    events: StreamEmitter,
+    agent_name: str,
+    result: wire.SubTaskResult,
+    reason: str | None = None,
+) -> None:
     """A task's terminal events, from its result: ``agent_output`` and ``run_completed``,
-    ``run_cancelled`` or ``run_failed``."""
+    ``run_cancelled`` (with the ``reason`` its batch stopped it, if given) or ``run_failed``."""
     task: dict[str, Any] = {"task_id": result.task_id, "agent_name": agent_name}
     usage = result.usage.model_dump(mode="json") if result.usage is not None else None
     ending = ev.terminal_events(
-        result.status, turn=result.turn, output=result.output, error=result.error, usage=usage
+        result.status,
+        turn=result.turn,
+        output=result.output,
+        error=result.error,
+        usage=usage,
+        reason=reason,
     )
     for event_type, fields in ending:
         events.emit(event_type, **task, **fields)
@@ -51,15 +62,15 @@ class Announcer:
                 ev.BATCH_PROGRESS, coalesce=True, **self._fields(counts, value, "active")
             )
 
-    def tasks_cancelled(self, task_ids: list[str]) -> None:
+    def tasks_cancelled(self, task_ids: list[str], reason: str | None = None) -> None:
         """Announce ``run_cancelled`` for tasks a leaf stopped (from its final report)."""
         for task_id in task_ids:
             result = wire.SubTaskResult(task_id=task_id, status="cancelled")
-            announce_end(self._events, self._inp.agent_name, result)
+            announce_end(self._events, self._inp.agent_name, result, reason)
 
-    def ended(self, counts: wire.BatchCounts, status: str, error: str | None = None) -> None:
-        """Announce the batch's end: ``batch_completed`` (at 100%), ``batch_failed`` (with
-        its ``error``) or ``batch_cancelled``."""
+    def ended(self, counts: wire.BatchCounts, status: str, reason: str | None = None) -> None:
+        """Announce the batch's end: ``batch_completed`` (at 100%), ``batch_failed`` (its
+        budget or failure policy stopped it: ``reason``) or ``batch_cancelled``."""
         if status == "completed":
             if self._last is None or self._last[0] != 100.0:
                 self._events.emit(
@@ -71,7 +82,7 @@ class Announcer:
                 counts.done_units, max_units(self._inp.max_turns, self._inp.total_tasks)
             )
             if status == "failed":
-                fields = {**self._fields(counts, value, status), "error": error}
+                fields = {**self._fields(counts, value, status), "reason": reason}
                 self._events.emit(ev.BATCH_FAILED, **fields)
             else:
                 self._events.emit(ev.BATCH_CANCELLED, **self._fields(counts, value, status))

@@ -68,6 +68,7 @@ async def run_child_batch(
         payloads=request.payloads,
         collect_results=True,
         hooks=request.hooks,
+        join=request.join,
         budget=budget,
         task_budget=request.task_budget,
     )

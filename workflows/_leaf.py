@@ -146,6 +146,11 @@ class Leaf:
     def _stopped(self) -> bool:
         return self._stop_reason is not None
 
+    @property
+    def stopped(self) -> bool:
+        """Whether the leaf has been stopped (it starts no more tasks)."""
+        return self._stopped
+
     def spent(self, report: wire.TaskUsageReport) -> None:
         """A task's usage so far, in a batch with a budget (repeats are harmless)."""
         if self.tally.spent(report.index, report.turns, report.usage):
@@ -169,8 +174,11 @@ class Leaf:
             result = await self._execute(index, task_id, payload)
         except ChildWorkflowError as err:
             status = "cancelled" if is_cancelled_exception(err) else "failed"
+            error = error_text(err)
+            if status == "cancelled" and self._stop_reason is not None:
+                error = f"cancelled: {self._stop_reason}"
             result = wire.SubTaskResult(
-                task_id=task_id, status=status, error=error_text(err), usage=failed_usage(err)
+                task_id=task_id, status=status, error=error, usage=failed_usage(err)
             )
         except WorkflowAlreadyStartedError:
             result = wire.SubTaskResult(
@@ -259,7 +267,9 @@ class Leaf:
         if announce and result.status == "cancelled" and self.unannounced is not None:
             self.unannounced.append(result.task_id)
         elif announce:
-            announce_end(self._events, self._inp.agent_name, result)
+            stopped = result.status == "cancelled" and self._stop_reason is not None
+            reason = self._stop_reason if stopped else None
+            announce_end(self._events, self._inp.agent_name, result, reason)
         self._changed()
 
 

@@ -8,7 +8,8 @@
   its root (``report_to``), which announces.
 
 Each role runs the batch, stops it when it is cancelled, and finishes it: records the final
-status, sends its last events and, for a leaf of a root, its final report.
+status, sends its last events and, for a leaf of a root, its final report. The batch's own
+root also stops it early when its join or failure policy says so (``_policy``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from temporalio.common import SearchAttributeKey
 from factorial.workflows._announce import Announcer
 from factorial.workflows._emitter import StreamEmitter
 from factorial.workflows._leaf import Leaf
+from factorial.workflows._policy import failure_reason, join_reason
 from factorial.workflows._root import Root
 
 with workflow.unsafe.imports_passed_through():
@@ -51,8 +53,15 @@ class BatchRole(ABC):
         self.inp = inp
         self.events = events
         self.status = "active"
+        #: Why the batch ends ``failed`` (its failure policy tripped, or its budget was spent:
+        #: ``BudgetExceeded: ...``); None otherwise.
+        self.reason: str | None = None
         #: Called when the batch's counters change (a root or lone leaf only).
         self.on_change: Callable[[], None] = _nothing
+
+    def ending(self) -> str:
+        """How the batch ends once ``run`` returns: ``completed``, or ``failed`` (``reason``)."""
+        return "completed" if self.reason is None else "failed"
 
     @abstractmethod
     async def run(self) -> None:
@@ -60,12 +69,13 @@ class BatchRole(ABC):
 
     @abstractmethod
     async def stop(self, reason: str = "the batch was cancelled") -> None:
-        """The batch is being cancelled: stop every task and wait until each has ended."""
+        """Stop every task (the batch is cancelled, or its budget is spent; a leaf's tasks
+        are told ``reason``) and wait until each has ended."""
 
     @abstractmethod
-    async def finish(self, status: str, error: str | None = None) -> None:
+    async def finish(self, status: str) -> None:
         """Record the batch's end (``completed``, ``cancelled`` or ``failed``, with its
-        ``error``) and send what tells of it."""
+        ``reason``) and send what tells of it."""
 
     @abstractmethod
     def counts(self) -> wire.BatchCounts:
@@ -113,9 +123,9 @@ class _AnnouncingRole(BatchRole):
         super().__init__(inp, events)
         self._announcer = Announcer(inp, events)
 
-    async def finish(self, status: str, error: str | None = None) -> None:
+    async def finish(self, status: str) -> None:
         self._record(status)
-        self._announcer.ended(self.counts(), status, error)
+        self._announcer.ended(self.counts(), status, self.reason)
         await self.events.drain()
 
     def _changed(self) -> None:
@@ -168,10 +178,27 @@ class RootRole(_AnnouncingRole):
 
     def __init__(self, inp: wire.BatchInput, events: StreamEmitter) -> None:
         super().__init__(inp, events)
-        self._root = Root(inp, self._changed, self._announcer.tasks_cancelled)
+        self._root = Root(inp, self._changed, self._leaf_stopped_tasks)
+        self._stopping: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
         await self._root.run()
+        if self._stopping is not None:
+            await self._stopping
+
+    def _leaf_stopped_tasks(self, task_ids: list[str]) -> None:
+        """Announce the tasks a stopped leaf cancelled, and why it was stopped."""
+        reason = self.reason or "the batch was cancelled"
+        self._announcer.tasks_cancelled(task_ids, reason)
+
+    def _changed(self) -> None:
+        if self.status == "active" and self.reason is None and self._stopping is None:
+            reason = failure_reason(self.inp, self._root.counts().failed)
+            if reason is not None:
+                # Too many failed: cancel every leaf (their tasks), then end ``failed``.
+                self.reason = reason
+                self._stopping = asyncio.create_task(self._root.cancel())
+        super()._changed()
 
     async def stop(self, reason: str = "the batch was cancelled") -> None:
         await self._root.cancel()
@@ -192,6 +219,20 @@ class RootRole(_AnnouncingRole):
 class LoneLeafRole(_LeafRole, _AnnouncingRole):
     """A batch of one leaf, its own root: runs its tasks and announces the batch's events."""
 
+    def _changed(self) -> None:
+        inp = self.inp
+        if self.status == "active" and not self.leaf.stopped and (inp.join or inp.on_failure):
+            tally = self.leaf.tally
+            failed = failure_reason(inp, tally.count("failed"))
+            if failed is not None:
+                self.reason = failed
+                self.leaf.stop(failed)
+            else:
+                joined = join_reason(inp, tally.count("completed"))
+                if joined is not None:
+                    self.leaf.stop(joined)
+        super()._changed()
+
 
 class LeafOfRootRole(_LeafRole):
     """One leaf of a root's batch: runs its tasks and reports its counters to the root."""
@@ -202,12 +243,13 @@ class LeafOfRootRole(_LeafRole):
         self._root = workflow.get_external_workflow_handle(inp.report_to)
         self._dirty = False
         self._reporter: asyncio.Task[None] | None = None
+        self._failed_reported = 0
 
     async def run(self) -> None:
         self._reporter = asyncio.create_task(self._report_progress())
         await super().run()
 
-    async def finish(self, status: str, error: str | None = None) -> None:
+    async def finish(self, status: str) -> None:
         if self._reporter is not None:
             self._reporter.cancel()
         self._record(status)
@@ -230,7 +272,7 @@ class LeafOfRootRole(_LeafRole):
 
         def due() -> bool:
             gained = self.leaf.tally.done_units() - reported >= step
-            return self._dirty and (gained or budgeted)
+            return self._dirty and (gained or budgeted or self._failed_unreported())
 
         while True:
             await workflow.wait_condition(due)
@@ -239,9 +281,16 @@ class LeafOfRootRole(_LeafRole):
             try:
                 await self._root.signal(wire.LEAF_REPORT_SIGNAL, report)
                 reported, step = report.counts.done_units, self.inp.report_step
+                self._failed_reported = report.counts.failed
             except Exception:  # noqa: BLE001 - the root starts just after its leaves; next time
                 self._dirty = True
             await workflow.sleep(interval)
+
+    def _failed_unreported(self) -> bool:
+        """A task failed since the last report, and the root counts failures (its policy)."""
+        if self.inp.on_failure is None:
+            return False
+        return self.leaf.tally.count("failed") > self._failed_reported
 
     async def _report_final(self) -> None:
         """Deliver this leaf's final counters to its root (which may start a moment later)."""

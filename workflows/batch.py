@@ -19,11 +19,14 @@ A root or lone leaf also keeps its summary in its memo (``factorial.workflows._s
 ``get_batch`` answers without a worker.
 
 Cancelling a batch cancels its leaves, which start no more tasks and cancel the running ones;
-it ends once every task it started has ended. A failing task never stops the batch.
+it ends once every task it started has ended. A failing task never stops the batch, unless
+its ``on_failure`` policy says so: then the rest are cancelled and it ends ``failed``
+(``factorial.workflows._policy``); a sub-agent batch's ``join`` ends it early, ``completed``.
 
 A batch with a budget (``factorial._budget``) hears each task's usage after every turn
 (``task_usage``); once the budget is spent it stops like a cancelled batch and ends
-``failed``, with ``batch_failed`` and its ``error``.
+``failed``. Whichever stopped it, budget or failure policy, ``batch_failed`` and the batch's
+``reason`` say why (the role keeps it: ``BatchRole.reason``).
 """
 
 from __future__ import annotations
@@ -61,8 +64,8 @@ class BatchWorkflow:
         self._summary = SummaryMemo(self.snapshot) if inp.report_to is None else None
         if self._summary is not None:
             self._role.on_change = self._summary.changed
-        #: Why the batch's budget stopped it (``BudgetExceeded: ...``), once it has.
-        self._error: str | None = None
+        #: Why the batch's budget is spent (``BudgetExceeded: ...``), once it is.
+        self._over: str | None = None
         if inp.budget is not None and inp.report_to is None:
             self._role.on_change = self._changed_with_budget
 
@@ -71,51 +74,53 @@ class BatchWorkflow:
         if self._summary is not None:
             self._summary.start()
         try:
-            over = await self._run_role()
+            await self._run_role()
         except BaseException as err:
             if not is_cancelled_exception(err):
                 raise
             await self._role.stop()
             await self._finish("cancelled")
             raise
-        await self._finish("failed" if over else "completed")
+        await self._finish(self._role.ending())
         return self.snapshot()
 
-    async def _run_role(self) -> bool:
-        """Run the batch; True if its budget stopped it (``factorial._budget``).
+    async def _run_role(self) -> None:
+        """Run the batch; stop it once its budget is spent (``factorial._budget``).
 
         Once the budget is spent the batch starts no more tasks, cancels the running ones
-        (and through them their sub-agents) and waits until each has ended. A batch whose
-        tasks all ended before it heard the budget was spent fails too, unless they all
-        completed.
+        (and through them their sub-agents), waits until each has ended, and ends ``failed``
+        (the role's ``reason``). A batch whose tasks all ended before it heard the budget was
+        spent fails too, unless they all completed. A batch its failure policy stopped first
+        keeps that reason.
         """
         budgeted = self._inp.budget is not None and self._inp.report_to is None
         if not budgeted or not workflow.patched(BUDGET_PATCH):
             await self._role.run()
-            return False
+            return
         runner = asyncio.create_task(self._role.run())
-        await workflow.wait_condition(lambda: runner.done() or self._error is not None)
+        await workflow.wait_condition(lambda: runner.done() or self._over is not None)
         if runner.done():
             await runner
             # Every task ended on its own: the batch failed only if its budget is spent and
             # a task did not complete (say, one its share of the budget stopped).
             counts = self._role.counts()
-            if counts.completed == self._inp.total_tasks:
-                self._error = None
-            return self._error is not None
-        assert self._error is not None
-        await self._role.stop(self._error)
+            if self._over is not None and counts.completed < self._inp.total_tasks:
+                self._role.reason = self._role.reason or self._over
+            return
+        assert self._over is not None
+        if self._role.reason is None:
+            self._role.reason = self._over
+            await self._role.stop(self._over)
         await runner
-        return True
 
     def _changed_with_budget(self) -> None:
         if self._summary is not None:
             self._summary.changed()
-        if self._error is None and self._inp.budget is not None:
-            self._error = self._inp.budget.error(*self._role.spent())
+        if self._over is None and self._inp.budget is not None:
+            self._over = self._inp.budget.error(*self._role.spent())
 
     async def _finish(self, status: str) -> None:
-        await self._role.finish(status, self._error)
+        await self._role.finish(status)
         if self._summary is not None:
             self._summary.final()
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -138,7 +143,7 @@ class BatchWorkflow:
             parent_task_id=inp.parent_task_id,
             results=self._role.results(),
             retry_of=inp.retry_of,
-            error=self._error,
+            reason=self._role.reason,
         )
 
     @workflow.signal(name=wire.TASK_TURN_SIGNAL)

@@ -121,7 +121,7 @@ async def test_token_budget_counts_sub_agents_and_cancels_them(
     assert data["usage"]["total_tokens"] >= 100 + 2 * 500  # the children's tokens count
 
     [batch_failed] = [e for e in events if e["event_type"] == "batch_failed"]
-    assert batch_failed["error"].startswith("BudgetExceeded: used ")
+    assert batch_failed["reason"].startswith("BudgetExceeded: used ")
     assert batch_failed["status"] == "failed"
     assert batch_failed["outcomes"]["cancelled"] == 2
     cancelled = {e["task_id"] for e in events if e["event_type"] == "run_cancelled"}
@@ -133,7 +133,7 @@ async def test_token_budget_counts_sub_agents_and_cancels_them(
     assert child_data is not None
     sub_batch = await orchestrator.get_batch(child_data["batch_id"])
     assert sub_batch.metadata.status == "failed"
-    assert sub_batch.metadata.error == batch_failed["error"]
+    assert sub_batch.metadata.reason == batch_failed["reason"]
     assert sub_batch.metadata.usage.total_tokens >= 1000
 
     # The budgeted workflows replay as they ran: the parent, its sub-batch and a child.
@@ -158,7 +158,7 @@ async def test_batch_budget_stops_the_batch_and_cancels_its_tasks(
     events = await collect_events(orchestrator, owner, has_event("batch_failed"))
 
     [ended] = [e for e in events if e["event_type"] == "batch_failed"]
-    assert ended["error"].startswith("BudgetExceeded: used ")
+    assert ended["reason"].startswith("BudgetExceeded: used ")
     assert ended["outcomes"]["completed"] == 0
     assert ended["outcomes"]["cancelled"] >= 1
     assert ended["usage"]["total_tokens"] >= 1000
@@ -166,7 +166,7 @@ async def test_batch_budget_stops_the_batch_and_cancels_its_tasks(
 
     found = await orchestrator.get_batch(batch.id)
     meta = found.metadata
-    assert (meta.status, meta.error) == ("failed", ended["error"])
+    assert (meta.status, meta.reason) == ("failed", ended["reason"])
     assert meta.completed == 0 and meta.failed + meta.cancelled == 3
     assert (await orchestrator.get_batch_info(batch.id)).status == "failed"
     assert meta.usage.total_tokens == ended["usage"]["total_tokens"]
@@ -232,12 +232,12 @@ async def test_batch_budget_of_a_batch_of_several_leaves(
 
     [ended] = [e for e in events if e["event_type"] == "batch_failed"]
     assert ended["batch_id"] == batch.id
-    assert ended["error"].startswith("BudgetExceeded: used ")
+    assert ended["reason"].startswith("BudgetExceeded: used ")
     assert ended["outcomes"]["completed"] == 0
     assert ended["outcomes"]["failed"] + ended["outcomes"]["cancelled"] == 4
     assert ended["usage"]["total_tokens"] >= 1000
     found = await orchestrator.get_batch(batch.id)
-    assert (found.metadata.status, found.metadata.error) == ("failed", ended["error"])
+    assert (found.metadata.status, found.metadata.reason) == ("failed", ended["reason"])
     client = await orchestrator.client()
     for workflow_id in (batch.id, f"{batch.id}-part0"):
         await replay(await client.get_workflow_handle(workflow_id).fetch_history())

@@ -27,6 +27,7 @@ EXPECTED = {  # a line each block must print, by the heading it is under
     "Fallback models and custom progress": "model: secondary",
     "Idempotent enqueue and resuming a task": "You said: A table for two. | Make it three.",
     "Budgets across a tree of agents": "failed BudgetExceeded: used ",
+    "Join policies and batch failure policy": "failed 1 task failed, more than max_failed=0 2",
 }
 
 

@@ -10,6 +10,7 @@ A fresh recording against the session server guards the current code too.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pytest
@@ -62,6 +63,19 @@ async def replay(history: WorkflowHistory) -> None:
     """Replay ``history``; raises on nondeterminism or any other workflow task failure."""
     result = await replayer().replay_workflow(history)
     assert result.replay_failure is None
+
+
+def patch_ids(history: WorkflowHistory) -> set[str]:
+    """The ``workflow.patched`` ids recorded in ``history``."""
+    ids = set()
+    for event in history.events:
+        attributes = event.marker_recorded_event_attributes
+        if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED and "patch-data" in (
+            attributes.details
+        ):
+            [payload] = attributes.details["patch-data"].payloads
+            ids.add(json.loads(payload.data)["id"])
+    return ids
 
 
 def test_every_scenario_is_recorded() -> None:

@@ -163,5 +163,8 @@ async def test_forking_tool_timeout_cancels_children_still_running(
         lines[1]
         == f'<sub_task_result sub_task_id="{task.id}-t0-call00-0-0">quick answer</sub_task_result>'
     )
-    assert lines[2] == f'<sub_task_error sub_task_id="{slow_child}">cancelled</sub_task_error>'
+    assert lines[2] == (
+        f'<sub_task_error sub_task_id="{slow_child}">'
+        "cancelled: the forking tool's timeout passed</sub_task_error>"
+    )
     assert await skipping_orchestrator.get_task_status(slow_child) == TaskStatus.CANCELLED
