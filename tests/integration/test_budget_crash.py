@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,27 +27,12 @@ from tests.integration.budget_worker_app import (
 from tests.integration.crash_worker_app import worker_config
 from tests.integration.test_worker_crash import (
     log_tail,
+    start_worker,
     stop_process,
     wait_for_local_turn_started,
     wait_for_turn_started,
 )
 from tests.ledger import EventLedger
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    """Start a worker process of ``budget_worker_app``; its output goes to ``log_path``."""
-    with open(log_path, "ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "tests.integration.budget_worker_app"],
-            cwd=REPO_ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
 
 
 @pytest.mark.parametrize("turn_execution", ["activity", "local"])
@@ -70,7 +54,7 @@ async def test_budget_holds_exactly_across_a_worker_kill(
     processes: list[subprocess.Popen[bytes]] = []
     try:
         async with EventLedger(orch, owner) as ledger:
-            worker_a = start_worker(env, log_a)
+            worker_a = start_worker(env, log_a, "tests.integration.budget_worker_app")
             processes.append(worker_a)
             task = await orch.enqueue_task(agent=agent, owner_id=owner, payload={"query": "go"})
             if turn_execution == "local":
@@ -81,7 +65,7 @@ async def test_budget_holds_exactly_across_a_worker_kill(
             stop_process(worker_a)  # SIGKILL in the middle of turn 1's model call
             assert worker_a.returncode == -9
 
-            worker_b = start_worker(env, log_b)
+            worker_b = start_worker(env, log_b, "tests.integration.budget_worker_app")
             processes.append(worker_b)
             try:
                 with pytest.raises(BudgetExceeded) as raised:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,27 +20,13 @@ import pytest
 from factorial import Orchestrator
 from factorial.devserver import DevServer
 from tests.integration.fallback_worker_app import build_agent, worker_config
-from tests.integration.test_worker_crash import REPO_ROOT, log_tail, stop_process
+from tests.integration.test_worker_crash import log_tail, start_worker, stop_process
 from tests.ledger import EventLedger
 
 EXPECTED = {  # turn mode -> (the answer, the models of the attempts' completion_started)
     "activity": ("from secondary", ["primary", "secondary"]),
     "local": ("from primary", ["primary", "primary"]),
 }
-
-
-def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    """Start a ``fallback_worker_app`` process; its output goes to ``log_path``."""
-    with open(log_path, "ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "tests.integration.fallback_worker_app"],
-            cwd=REPO_ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
 
 
 async def wait_for_primary_call(ledger: EventLedger, worker: subprocess.Popen[bytes]) -> None:
@@ -70,14 +55,14 @@ async def test_worker_killed_mid_turn(
     processes: list[subprocess.Popen[bytes]] = []
     try:
         async with EventLedger(orch, owner) as ledger:
-            worker_a = start_worker(env, log_a)
+            worker_a = start_worker(env, log_a, "tests.integration.fallback_worker_app")
             processes.append(worker_a)
             task = await orch.enqueue_task(agent=agent, owner_id=owner, payload={"query": "hi"})
             await asyncio.wait_for(wait_for_primary_call(ledger, worker_a), 45)
             stop_process(worker_a)  # SIGKILL in the middle of the primary's call
             assert worker_a.returncode == -9
 
-            worker_b = start_worker(env, log_b)
+            worker_b = start_worker(env, log_b, "tests.integration.fallback_worker_app")
             processes.append(worker_b)
             try:
                 result = await asyncio.wait_for(task.result(), 60)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,26 +23,11 @@ from tests.integration.crash_join_app import QUERIES, build_agents
 from tests.integration.crash_worker_app import worker_config
 from tests.integration.test_worker_crash import (
     log_tail,
+    start_worker,
     stop_process,
     wait_for_turn_started,
 )
 from tests.ledger import EventLedger
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    """Start a worker process of ``crash_join_app``; its output goes to ``log_path``."""
-    with open(log_path, "ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "tests.integration.crash_join_app"],
-            cwd=REPO_ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
 
 
 async def wait_for_model_call(ledger: EventLedger, task_id: str) -> None:
@@ -90,7 +74,7 @@ async def test_worker_killed_while_a_join_is_pending(
     processes: list[subprocess.Popen[bytes]] = []
     try:
         async with EventLedger(orch, owner) as ledger:
-            worker_a = start_worker(env, log_a)
+            worker_a = start_worker(env, log_a, "tests.integration.crash_join_app")
             processes.append(worker_a)
             task = await orch.enqueue_task(agent=leader, owner_id=owner, payload={})
             batch_id = f"{task.id}-t0-call00-0"
@@ -105,7 +89,7 @@ async def test_worker_killed_while_a_join_is_pending(
             stop_process(worker_a)  # SIGKILL while the join waits for the near scout
             assert worker_a.returncode == -9
 
-            worker_b = start_worker(env, log_b)
+            worker_b = start_worker(env, log_b, "tests.integration.crash_join_app")
             processes.append(worker_b)
             try:
                 output = await asyncio.wait_for(task.result(), 60)

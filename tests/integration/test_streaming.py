@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,12 +26,11 @@ from factorial.models import openai_compatible
 from tests.conftest import collect_events, has_event
 from tests.integration.stream_worker_app import build_agent, worker_config
 from tests.integration.test_openai_worker import SequenceServer, lookup
-from tests.integration.test_worker_crash import log_tail, stop_process
+from tests.integration.test_worker_crash import log_tail, start_worker, stop_process
 from tests.ledger import EventLedger
 from tests.unit.test_openai_http import Canned, running
 from tests.unit.test_openai_stream import text_chunks, tool_call_chunks
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 PIECES = [f" word{i}" for i in range(60)]
 ANSWER = "".join(PIECES)
 
@@ -117,7 +115,7 @@ async def test_worker_killed_mid_stream_finishes_once(
         log_a, log_b = tmp_path / "worker_a.log", tmp_path / "worker_b.log"
         try:
             async with EventLedger(orch, owner) as ledger:
-                worker_a = _start_worker(env, log_a)
+                worker_a = start_worker(env, log_a, "tests.integration.stream_worker_app")
                 processes.append(worker_a)
                 task = await orch.enqueue_task(
                     agent=agent, owner_id=owner, payload=AgentContext(query="Go on.")
@@ -128,7 +126,7 @@ async def test_worker_killed_mid_stream_finishes_once(
                 killed_text = "".join(c["data"] for c in _chunks(ledger.events))
                 assert killed_text and len(killed_text) < len("".join(pieces))
 
-                worker_b = _start_worker(env, log_b)
+                worker_b = start_worker(env, log_b, "tests.integration.stream_worker_app")
                 processes.append(worker_b)
                 try:
                     result = await asyncio.wait_for(task.result(), 60)
@@ -160,17 +158,3 @@ async def test_worker_killed_mid_stream_finishes_once(
 
 def _chunks(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for e in events if e["event_type"] == COMPLETION_CHUNK]
-
-
-def _start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    """Start a worker process of ``stream_worker_app``; its output goes to ``log_path``."""
-    with open(log_path, "ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "tests.integration.stream_worker_app"],
-            cwd=REPO_ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )

@@ -30,11 +30,13 @@ from tests.ledger import EventLedger
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    """Start a worker process of ``crash_worker_app``; its output goes to ``log_path``."""
+def start_worker(
+    env: dict[str, str], log_path: Path, app: str = "tests.integration.crash_worker_app"
+) -> subprocess.Popen[bytes]:
+    """Start a worker process running module ``app``; its output goes to ``log_path``."""
     with open(log_path, "ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "tests.integration.crash_worker_app"],
+            [sys.executable, "-m", app],
             cwd=REPO_ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
