@@ -27,6 +27,10 @@ their histories to ``tests/histories/``:
 
 ``tests/histories/v0.1/`` holds histories recorded by 0.1 (tasks, ``BatchWorkflow`` batches
 and two event-stream runs); they are never re-recorded, and must keep replaying.
+``tests/histories/before_ops/`` (and its ``local/``) keeps every scenario as recorded before
+the batch summary memo (``batch-summary-memo``), the sub-agents' event
+(``task-pending-child-task-results-event``) and the other patches of the operations and agent
+features issues; they must keep replaying.
 ``tests/histories/older/`` likewise keeps histories of code since changed behind a
 ``workflow.patched``: ``batch_cancelled.json`` and ``batch_root_cancelled.json`` are a leaf
 and a root that cancelled their tasks or leaves with one ``RequestCancelExternal`` command
@@ -98,6 +102,7 @@ SCENARIOS = (
 )
 V01_DIR = HISTORIES_DIR / "v0.1"
 OLDER_DIR = HISTORIES_DIR / "older"
+BEFORE_OPS_DIR = HISTORIES_DIR / "before_ops"
 LOCAL_DIR = HISTORIES_DIR / "local"
 #: What is recorded with local turns (a batch's own history does not depend on the mode).
 LOCAL_SCENARIOS = TASK_SCENARIOS
@@ -460,22 +465,23 @@ def load_history(path: Path) -> WorkflowHistory:
 
 
 async def main(modes: list[TurnExecution]) -> None:
-    server = DevServer().start()
-    try:
-        for mode in modes:
+    for mode in modes:
+        # A server per mode: the task scenarios' ids are their names, the same in each mode.
+        server = DevServer().start()
+        try:
             orch = Orchestrator(temporal_address=server.address)
             try:
                 histories = await record_all(orch, prefix=f"replay_{mode}", turn_execution=mode)
             finally:
                 await orch.close()
-            directory = HISTORIES_DIR if mode == "activity" else LOCAL_DIR
-            directory.mkdir(exist_ok=True)
-            for scenario, history in histories.items():
-                path = directory / f"{scenario}.json"
-                path.write_text(history.to_json() + "\n")
-                print(f"wrote {path} ({len(history.events)} events)", file=sys.stderr)
-    finally:
-        server.stop()
+        finally:
+            server.stop()
+        directory = HISTORIES_DIR if mode == "activity" else LOCAL_DIR
+        directory.mkdir(exist_ok=True)
+        for scenario, history in histories.items():
+            path = directory / f"{scenario}.json"
+            path.write_text(history.to_json() + "\n")
+            print(f"wrote {path} ({len(history.events)} events)", file=sys.stderr)
 
 
 def _modes(argv: list[str]) -> list[TurnExecution]:

@@ -36,6 +36,7 @@ from tests.record_histories import (
     BATCH_ROOT_CANCELLED,
     BATCH_ROOT_CANCELLED_PART0,
     BATCH_ROOT_PART0,
+    BEFORE_OPS_DIR,
     CANCELLED,
     HISTORIES_DIR,
     LOCAL_DIR,
@@ -111,6 +112,34 @@ async def test_local_turn_replay_detects_nondeterminism() -> None:
 @pytest.mark.parametrize("name", V01_HISTORIES)
 async def test_history_of_0_1_replays(name: str) -> None:
     await replay(load_history(V01_DIR / name))
+
+
+BEFORE_OPS_HISTORIES = sorted(
+    str(p.relative_to(BEFORE_OPS_DIR)) for p in BEFORE_OPS_DIR.rglob("*.json")
+)
+
+
+@pytest.mark.parametrize("name", BEFORE_OPS_HISTORIES)
+async def test_history_from_before_the_operations_patches_replays(name: str) -> None:
+    await replay(load_history(BEFORE_OPS_DIR / name))
+
+
+def test_before_ops_histories_cover_every_scenario() -> None:
+    expected = {f"{s}.json" for s in SCENARIOS} | {f"local/{s}.json" for s in LOCAL_SCENARIOS}
+    assert set(BEFORE_OPS_HISTORIES) == expected
+
+
+def test_recorded_histories_have_todays_patches() -> None:
+    """The committed histories were recorded with the batch memo and the sub-agents' event."""
+    assert "batch-summary-memo" in patch_ids(load_history(HISTORIES_DIR / f"{BATCH_LEAF}.json"))
+    assert "batch-summary-memo" in patch_ids(load_history(HISTORIES_DIR / f"{BATCH_ROOT}.json"))
+    fanout = load_history(HISTORIES_DIR / "agent_task_fanout.json")
+    assert "task-pending-child-task-results-event" in patch_ids(fanout)
+    for name in ("batch_leaf.json", "batch_root.json", "agent_task_fanout.json"):
+        assert not patch_ids(load_history(BEFORE_OPS_DIR / name)) & {
+            "batch-summary-memo",
+            "task-pending-child-task-results-event",
+        }
 
 
 @pytest.mark.parametrize(
