@@ -79,7 +79,7 @@ class ExitCode(IntEnum):
     USAGE = 2
     #: The task has already ended: it cannot be cancelled, steered or given a tool result.
     ENDED = 3
-    #: ``batch watch``: the batch ended and some of its tasks failed.
+    #: ``batch watch``: the batch ended ``failed`` (budget, failure policy) or some tasks failed.
     TASKS_FAILED = 4
     #: ``batch watch``: the batch was cancelled (or some of its tasks were).
     CANCELLED = 5

@@ -35,8 +35,14 @@ _LOOK_TIMEOUT = 5.0
 
 
 def outcome(batch: Batch) -> ExitCode:
-    """The exit code of an ended batch: cancelled, some tasks failed, or all completed."""
+    """The exit code of an ended batch: failed, cancelled, some tasks failed, or all completed.
+
+    A batch that ended ``failed`` (its budget or its ``FailurePolicy`` stopped it) exits with
+    ``TASKS_FAILED`` even though it cancelled its remaining tasks.
+    """
     meta = batch.metadata
+    if meta.status == "failed":
+        return ExitCode.TASKS_FAILED
     if meta.status == "cancelled" or meta.cancelled:
         return ExitCode.CANCELLED
     if meta.failed:

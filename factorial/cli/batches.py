@@ -46,6 +46,8 @@ def _print_batch(batch: Batch) -> None:
         lines.append(f"parent task: {meta.parent_id}")
     if meta.retry_of:
         lines.append(f"retry of: {meta.retry_of}")
+    if meta.reason:
+        lines.append(f"reason: {meta.reason}")
     for line in lines:
         console.print(line, markup=False, soft_wrap=True)
 
