@@ -126,10 +126,11 @@ def task_status(
     run(lambda: with_orchestrator(address, namespace, action))
 
 
-async def _ended(orchestrator: Orchestrator, task_id: str) -> TaskStatus | None:
-    """The task's status if it has ended, else None."""
+async def _refuse_if_ended(orchestrator: Orchestrator, task_id: str) -> None:
+    """Raise the "already ended" error (exit code 3) if the task has ended."""
     status = (await orchestrator.get_task_info(task_id)).status
-    return status if status.is_terminal else None
+    if status.is_terminal:
+        raise _ended_error(task_id, status)
 
 
 def _ended_error(task_id: str, status: TaskStatus) -> CliError:
@@ -146,8 +147,8 @@ def task_cancel(
 
     async def action(orchestrator: Orchestrator) -> None:
         if not await orchestrator.cancel_task(task_id):
-            status = await _ended(orchestrator, task_id)
-            raise _ended_error(task_id, status or TaskStatus.CANCELLED)
+            await _refuse_if_ended(orchestrator, task_id)
+            raise _ended_error(task_id, TaskStatus.CANCELLED)
         console.print(f"cancellation requested for {task_id}", markup=False)
 
     run(lambda: with_orchestrator(address, namespace, action))
@@ -164,9 +165,7 @@ def task_steer(
     """Add a user message to a running task's conversation (exit code 3 if it has ended)."""
 
     async def action(orchestrator: Orchestrator) -> None:
-        status = await _ended(orchestrator, task_id)
-        if status is not None:
-            raise _ended_error(task_id, status)
+        await _refuse_if_ended(orchestrator, task_id)
         try:
             await asyncio.wait_for(
                 orchestrator.steer_task(task_id, [{"role": "user", "content": message}]),
@@ -178,9 +177,7 @@ def task_steer(
                 "agent running? (the message may still be applied when one picks the task up)"
             ) from None
         except TaskStateError:
-            status = await _ended(orchestrator, task_id)
-            if status is not None:  # it ended meanwhile
-                raise _ended_error(task_id, status) from None
+            await _refuse_if_ended(orchestrator, task_id)  # it ended meanwhile
             raise
         console.print(f"message queued for {task_id}; it applies at the next turn", markup=False)
 
@@ -209,9 +206,7 @@ def task_complete_tool(
     """Deliver a deferred tool's result to a task waiting for it (exit code 3 if it ended)."""
 
     async def action(orchestrator: Orchestrator) -> None:
-        status = await _ended(orchestrator, task_id)
-        if status is not None:
-            raise _ended_error(task_id, status)
+        await _refuse_if_ended(orchestrator, task_id)
         try:
             accepted = await asyncio.wait_for(
                 orchestrator.complete_deferred_tool(task_id, call_id, _parse_result(result)),
@@ -223,9 +218,7 @@ def task_complete_tool(
                 "agent running?"
             ) from None
         if not accepted:
-            status = await _ended(orchestrator, task_id)
-            if status is not None:
-                raise _ended_error(task_id, status)
+            await _refuse_if_ended(orchestrator, task_id)
             report = await task_report(orchestrator, task_id, QUERY_GRACE)
             pending = ", ".join(report.get("pending_tool_call_ids") or []) or "none"
             raise CliError(
