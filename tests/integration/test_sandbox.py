@@ -2,7 +2,8 @@
 
 Only libraries are passed through; ``factorial.workflows`` (and the rest of ``factorial``)
 are not, so a clock call in a workflow module fails its workflow task
-instead of completing. ``Orchestrator(sandboxed_workflows=False)`` is the explicit way out.
+instead of completing. ``Orchestrator(sandboxed_workflows=False)`` (``factorial worker
+--unsandboxed``) is the explicit way out, and every committed history replays on it too.
 """
 
 from __future__ import annotations
@@ -11,15 +12,31 @@ import asyncio
 import uuid
 from collections.abc import Callable
 
+import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from factorial import Agent, Orchestrator
+from factorial._converter import DATA_CONVERTER
 from factorial._workers import workflow_runner
 from factorial.devserver import DevServer
 from factorial.testing import ScriptedModel, reply
+from factorial.workflows import (
+    AgentTaskWorkflow,
+    BatchWorkflow,
+    LegacyBatchWorkflow,
+    OwnerEventsWorkflow,
+)
 from tests.integration.clock_workflow import ClockReadingWorkflow
+from tests.record_histories import HISTORIES_DIR, load_history
+
+#: Every committed history: today's, each mode's, and those kept from older code.
+ALL_HISTORIES = sorted(
+    str(path.relative_to(HISTORIES_DIR))
+    for path in HISTORIES_DIR.rglob("*.json*")
+    if path.suffix in (".json", ".gz")
+)
 
 
 def test_workflow_code_is_not_passed_through() -> None:
@@ -70,3 +87,15 @@ async def test_unsandboxed_workflows_run_tasks(
         assert await asyncio.wait_for(task.result(), 60) == "no sandbox"
     finally:
         await orchestrator.close()
+
+
+@pytest.mark.parametrize("name", ALL_HISTORIES)
+async def test_every_history_replays_unsandboxed(name: str) -> None:
+    """The unsandboxed runner takes the same workflows: ``test_replay`` replays them sandboxed."""
+    replayer = Replayer(
+        workflows=[AgentTaskWorkflow, BatchWorkflow, LegacyBatchWorkflow, OwnerEventsWorkflow],
+        data_converter=DATA_CONVERTER,
+        workflow_runner=workflow_runner(sandboxed=False),
+    )
+    result = await replayer.replay_workflow(load_history(HISTORIES_DIR / name))
+    assert result.replay_failure is None

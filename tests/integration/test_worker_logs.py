@@ -75,7 +75,8 @@ async def test_worker_process_logs(
     temporal_server: DevServer, unique, tmp_path: Path, level: str
 ) -> None:
     """`factorial worker` at INFO: task start, failed attempt and end, one line each, no
-    traceback; at DEBUG the traceback too. Its concurrency flags and health check apply."""
+    traceback; at DEBUG the traceback too. Its concurrency flags and health check apply, and
+    (in the DEBUG run) ``--unsandboxed``."""
     name = unique("logged")
     (tmp_path / "logged_app.py").write_text(FLAKY_APP.format(name=name))
     health_port = free_port()
@@ -84,6 +85,7 @@ async def test_worker_process_logs(
         "--address", temporal_server.address, "--log-level", level,
         "--max-concurrent-turns", "7", "--max-concurrent-tasks", "9",
         "--health-port", str(health_port),
+        *(["--unsandboxed"] if level == "DEBUG" else []),
         cwd=tmp_path, env=cli_env(), stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -118,6 +120,7 @@ async def test_worker_process_logs(
         return found[0]
 
     assert f"agent {name}: max_concurrent_turns=7, max_concurrent_tasks=9" in out
+    one("workflows run unsandboxed" if level == "DEBUG" else "workflows run in the sandbox")
     started = one(f"task {task.id} (agent {name}) started")
     failed = one(f"turn of task {task.id} failed (attempt 1): ModelHTTPError")
     completed = one(f"task {task.id} (agent {name}) completed: 1 turn")
