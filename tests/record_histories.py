@@ -1,12 +1,14 @@
 """Record workflow histories for the replay tests: ``python -m tests.record_histories``.
 
-Starts a local dev server, runs three scripted tasks and three scripted batches and writes
-their histories to ``tests/histories/``:
+Starts a local dev server, runs scripted tasks, batches and an event stream (one scenario
+each) and writes their histories to ``tests/histories/``:
 
 * ``agent_task_basic.json``: a tool call, then a final reply.
 * ``agent_task_steer_deferred.json``: a deferred tool call; while the task waits for its
   result it is steered, then the result arrives and the next turn answers.
 * ``agent_task_cancelled.json``: cancelled while a slow turn runs.
+* ``agent_task_fanout.json``: a forking tool starts two sub-agents (announced by
+  ``task_pending_child_task_results``); the next turn reads their results block.
 * ``batch_leaf.json``: a batch of three tasks (``max_turns=2``: a tool call, then a reply)
   small enough to be a single leaf, its own root.
 * ``batch_root.json`` and ``batch_root_part0.json``: a batch of five tasks split into leaves
