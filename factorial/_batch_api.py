@@ -63,7 +63,8 @@ class BatchAPI(OrchestratorBase):
             UserError: ``on_failure`` is not a ``FailurePolicy``.
             InvalidIdError: The owner id is not usable as part of a workflow id.
             PayloadTooLargeError: One payload is larger than Temporal accepts.
-            IdempotencyConflictError: The key names a batch of another agent or payloads.
+            IdempotencyConflictError: The key names a batch of another agent, payloads,
+                budget or failure policy.
         """
         config = self._config_of(agent)
         client = await self.client()

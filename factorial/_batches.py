@@ -122,7 +122,9 @@ async def enqueue(
     if key_id is None:
         await start_batch(client, inp, chunks, max_running)
         return new_batch_record(inp)
-    expected = _idempotency.fingerprint(agent.name, contexts)
+    expected = _idempotency.fingerprint(
+        agent.name, contexts, budget=budget, task_budget=agent.budget, on_failure=on_failure
+    )
     with contextlib.suppress(WorkflowAlreadyStartedError):  # it ran and has ended: read it
         await start_batch(client, inp, chunks, max_running, {wire.IDEMPOTENCY_MEMO: expected})
     return await read(*await _idempotency.read_back(client, key_id, expected, "batch"))

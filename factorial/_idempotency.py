@@ -6,8 +6,10 @@ with that id is open, every caller gets that run: racing callers start one) and
 ``WorkflowIDReusePolicy.REJECT_DUPLICATE`` (once it has closed, the start is refused with
 ``WorkflowAlreadyStartedError`` and the closed run is returned). Either way there is one run.
 
-The run's memo records what was enqueued (the agent and a hash of the validated payloads);
-the same key with another agent or payload raises ``IdempotencyConflictError``.
+The run's memo records what was enqueued (the agent, a hash of the validated payloads, and
+the limits it runs under: a batch's ``budget`` and ``on_failure``, the agent's own budget);
+the same key with another agent, payload, budget or failure policy raises
+``IdempotencyConflictError``. A run whose memo predates a limit's field is not compared on it.
 
 The window: Temporal keeps a closed workflow's id for its namespace's retention period
 (``temporal operator namespace describe``; the dev server keeps a day by default). Once
@@ -22,6 +24,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowHandle
 from temporalio.common import SearchAttributeKey, WorkflowIDConflictPolicy
 
@@ -29,14 +32,26 @@ from factorial import _wire as wire
 from factorial.errors import IdempotencyConflictError
 from factorial.task import Task, TaskStatus
 
+#: The limits a memo records, and how a conflict names them.
+_LIMITS = {"budget": "budget", "task_budget": "agent budget", "on_failure": "failure policy"}
 
-def fingerprint(agent_name: str, payloads: Sequence[dict[str, Any]]) -> dict[str, str]:
-    """What the memo of a run enqueued with a key records: its agent and payloads' hash.
 
-    A task's memo also records when it was created (``created_at``), which ``check`` ignores.
+def fingerprint(
+    agent_name: str, payloads: Sequence[dict[str, Any]], **limits: BaseModel | None
+) -> dict[str, str]:
+    """What the memo of a run enqueued with a key records: its agent, payloads' hash, limits.
+
+    ``limits`` are the run's ``budget``, ``task_budget`` (a batch's tasks' own) and
+    ``on_failure``, recorded as JSON ("" for none). A task's memo also records when it was
+    created (``created_at``), which ``check`` ignores.
     """
     encoded = json.dumps(list(payloads), sort_keys=True, separators=(",", ":"), default=str)
-    return {"agent": agent_name, "payloads_sha256": hashlib.sha256(encoded.encode()).hexdigest()}
+    found = {"agent": agent_name, "payloads_sha256": hashlib.sha256(encoded.encode()).hexdigest()}
+    for name, limit in limits.items():
+        if name not in _LIMITS:
+            raise ValueError(f"unknown limit {name!r}")
+        found[name] = "" if limit is None else limit.model_dump_json()
+    return found
 
 
 def conflict_policy(idempotent: bool) -> WorkflowIDConflictPolicy:
@@ -64,22 +79,29 @@ async def check(
     found: dict[str, str] | None = await description.memo_value(
         wire.IDEMPOTENCY_MEMO, None, type_hint=dict[str, str]
     )
-    existing = description.id
+    problem = conflict(found, expected, f"{what} {description.id}")
+    if problem is not None:
+        raise IdempotencyConflictError(problem, description.id)
+
+
+def conflict(found: dict[str, str] | None, expected: dict[str, str], run: str) -> str | None:
+    """How the memo ``found`` on ``run`` differs from ``expected``; None if it does not."""
     if found is None:
-        raise IdempotencyConflictError(
-            f"{what} {existing} was not enqueued with an idempotency key", existing
-        )
+        return f"{run} was not enqueued with an idempotency key"
     if found.get("agent") != expected["agent"]:
-        raise IdempotencyConflictError(
-            f"the idempotency key already names {what} {existing} of agent "
-            f"{found.get('agent')!r}, not {expected['agent']!r}",
-            existing,
+        return (
+            f"the idempotency key already names {run} of agent "
+            f"{found.get('agent')!r}, not {expected['agent']!r}"
         )
     if found.get("payloads_sha256") != expected["payloads_sha256"]:
-        raise IdempotencyConflictError(
-            f"the idempotency key already names {what} {existing}, enqueued with another payload",
-            existing,
-        )
+        return f"the idempotency key already names {run}, enqueued with another payload"
+    for name, label in _LIMITS.items():
+        if name in found and found[name] != expected.get(name, ""):
+            return (
+                f"the idempotency key already names {run}, enqueued with another {label} "
+                f"({found[name] or 'none'})"
+            )
+    return None
 
 
 async def task_of(

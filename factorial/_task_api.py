@@ -58,7 +58,8 @@ class TaskAPI(OrchestratorBase):
             InvalidPayloadError: The payload does not validate as the agent's context.
             InvalidIdError: The owner or task id is not usable as a workflow id.
             PayloadTooLargeError: The payload is larger than Temporal accepts.
-            IdempotencyConflictError: The key names a task of another agent or payload.
+            IdempotencyConflictError: The key names a task of another agent, payload or
+                agent budget.
         """
         config = self._config_of(agent)
         task, context = _tasks.new_task(agent, task, owner_id, payload)

@@ -140,7 +140,9 @@ async def start_task(
     memo: dict[str, Any] = {}
     if inp.resumed_from:
         memo[wire.RESUMED_FROM_MEMO] = inp.resumed_from
-    expected = _idempotency.fingerprint(agent.name, [inp.payload]) if idempotent else None
+    expected = None
+    if idempotent:
+        expected = _idempotency.fingerprint(agent.name, [inp.payload], task_budget=agent.budget)
     if expected is not None:
         created = inp.created_at.isoformat() if inp.created_at else ""
         memo[wire.IDEMPOTENCY_MEMO] = {**expected, "created_at": created}

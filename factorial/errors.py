@@ -69,7 +69,7 @@ class InlineRunError(UserError):
 
 
 class IdempotencyConflictError(UserError):
-    """An idempotency key already names a run of another agent or with another payload.
+    """An idempotency key already names a run of another agent, payload, budget or policy.
 
     Attributes:
         existing_id: The id of the task or batch the key names.

@@ -1,12 +1,14 @@
 """Record workflow histories for the replay tests: ``python -m tests.record_histories``.
 
-Starts a local dev server, runs three scripted tasks and three scripted batches and writes
-their histories to ``tests/histories/``:
+Starts a local dev server, runs scripted tasks, batches and an event stream (one scenario
+each) and writes their histories to ``tests/histories/``:
 
 * ``agent_task_basic.json``: a tool call, then a final reply.
 * ``agent_task_steer_deferred.json``: a deferred tool call; while the task waits for its
   result it is steered, then the result arrives and the next turn answers.
 * ``agent_task_cancelled.json``: cancelled while a slow turn runs.
+* ``agent_task_fanout.json``: a forking tool starts two sub-agents (announced by
+  ``task_pending_child_task_results``); the next turn reads their results block.
 * ``batch_leaf.json``: a batch of three tasks (``max_turns=2``: a tool call, then a reply)
   small enough to be a single leaf, its own root.
 * ``batch_root.json`` and ``batch_root_part0.json``: a batch of five tasks split into leaves
@@ -21,9 +23,33 @@ their histories to ``tests/histories/``:
 * ``owner_events_idle.json``: an owner's event stream (idle timeout 1 s) that takes one
   task's events, then closes for lack of publishers and subscribers.
 
+The agent features' scenarios (``tests.history_features``; its ``GUARDS`` names the patches
+each history records):
+
+* ``agent_task_budget.json``: a task with ``Budget(turns=2)`` that loops on a tool: it fails
+  with ``BudgetExceeded`` at the boundary of its second turn (``task-budget``), its failure
+  carrying its context (``failure-carries-context``).
+* ``agent_task_failed.json``: a task whose model answers HTTP 400: it fails, its failure
+  carrying its context (``failure-carries-context``).
+* ``agent_task_fallback.json``: ``fallback_models``: the primary answers 503, the retried turn
+  answers with the secondary (no patch: a retried turn).
+* ``agent_task_streaming.json``: ``Agent(stream=True)`` streams its answer (no patch: the
+  streaming is the turn activity's).
+* ``agent_task_join.json`` and ``batch_join.json``: a forking tool with ``join="first"``
+  forks a fast and a slow child; its sub-batch (``batch-join-policy``) completes once the fast
+  one has, and cancels the slow one; the parent reads the results.
+* ``batch_budget.json``: two looping tasks under a batch ``Budget(tokens=500)``: the batch
+  (``batch-budget``) cancels them once spent and ends ``failed``.
+* ``batch_failure_policy.json``: ``FailurePolicy(max_failed=0)`` over a failing and a slow
+  task: the failure cancels the slow one and the batch (``batch-failure-policy``) ends
+  ``failed``.
+
 ``tests/histories/local/`` holds the task scenarios recorded with local turns
 (``AgentWorkerConfig(turn_execution="local")``); the files above have regular ones.
-``python -m tests.record_histories local`` records only those (likewise ``activity``).
+``python -m tests.record_histories local`` records only those (likewise ``activity``);
+scenario names after the modes record only those scenarios (a chunked batch writes its leaf
+too, the join its sub-batch), e.g. ``python -m tests.record_histories activity local
+agent_task_budget``.
 
 ``tests/histories/v0.1/`` holds histories recorded by 0.1 (tasks, ``BatchWorkflow`` batches
 and two event-stream runs); they are never re-recorded, and must keep replaying.
@@ -48,7 +74,7 @@ import asyncio
 import gzip
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from datetime import timedelta
 from pathlib import Path
 
@@ -73,6 +99,15 @@ from factorial._wire import RUN_TURN_ACTIVITY, TurnExecution, leaf_id_of
 from factorial.devserver import DevServer
 from factorial.events import EventStreamConfig
 from factorial.testing import ScriptedModel, call_tool, reply
+from tests.history_features import (
+    FAILED_SCENARIOS,
+    FEATURE_BATCH_RUNNERS,
+    FEATURE_SCENARIOS,
+    FEATURE_TASK_RUNNERS,
+    FEATURE_TASK_SCENARIOS,
+    build_feature_agents,
+    config_of,
+)
 
 HISTORIES_DIR = Path(__file__).resolve().parent / "histories"
 BASIC = "agent_task_basic"
@@ -89,8 +124,9 @@ BATCH_ROOT_CANCELLED_PART0 = "batch_root_cancelled_part0"
 OWNER_EVENTS = "owner_events_idle"
 TASK_SCENARIOS = (BASIC, STEER_DEFERRED, CANCELLED, FANOUT)
 BATCH_SCENARIOS = (BATCH_LEAF, BATCH_ROOT, BATCH_CANCELLED, BATCH_ROOT_CANCELLED)
-# Every recorded history (one file each); the chunked batch records its root and a leaf.
-SCENARIOS = (
+# The histories recorded before the agent features' (one file each); the chunked batch
+# records its root and a leaf.
+BASE_SCENARIOS = (
     *TASK_SCENARIOS,
     BATCH_LEAF,
     BATCH_ROOT,
@@ -100,12 +136,15 @@ SCENARIOS = (
     BATCH_ROOT_CANCELLED_PART0,
     OWNER_EVENTS,
 )
+#: Every recorded history.
+SCENARIOS = (*BASE_SCENARIOS, *FEATURE_SCENARIOS)
 V01_DIR = HISTORIES_DIR / "v0.1"
 OLDER_DIR = HISTORIES_DIR / "older"
 BEFORE_OPS_DIR = HISTORIES_DIR / "before_ops"
 LOCAL_DIR = HISTORIES_DIR / "local"
 #: What is recorded with local turns (a batch's own history does not depend on the mode).
-LOCAL_SCENARIOS = TASK_SCENARIOS
+BASE_LOCAL_SCENARIOS = TASK_SCENARIOS
+LOCAL_SCENARIOS = (*TASK_SCENARIOS, *FEATURE_TASK_SCENARIOS)
 CANCELED_SCENARIOS = frozenset(
     {CANCELLED, BATCH_CANCELLED, BATCH_ROOT_CANCELLED, BATCH_ROOT_CANCELLED_PART0}
 )
@@ -161,6 +200,7 @@ def build_agents(prefix: str) -> dict[str, Agent]:
     """The scripted agent of each scenario, named ``{prefix}_{scenario}``."""
     fanout, fanout_child = _fanout_agents(prefix)
     return {
+        **build_feature_agents(prefix),
         FANOUT: fanout,
         FANOUT_CHILD: fanout_child,
         BASIC: Agent(
@@ -306,6 +346,7 @@ _RUNNERS = {
     STEER_DEFERRED: run_steer_deferred,
     CANCELLED: run_cancelled,
     FANOUT: run_fanout,
+    **FEATURE_TASK_RUNNERS,
 }
 
 
@@ -401,6 +442,7 @@ _BATCH_RUNNERS = {
     BATCH_CANCELLED: run_batch_cancelled,
     BATCH_ROOT_CANCELLED: run_batch_root_cancelled,
     OWNER_EVENTS: run_owner_events,
+    **FEATURE_BATCH_RUNNERS,
 }
 
 
@@ -411,27 +453,33 @@ async def record_all(
     owner: str = "replay-owner",
     id_suffix: str = "",
     turn_execution: TurnExecution = "activity",
+    only: Collection[str] | None = None,
 ) -> dict[str, WorkflowHistory]:
     """Run the scenarios on ``orch`` (its workers are started here) and fetch the histories.
 
     Task ids are ``{scenario}{id_suffix}`` and batch ids are random; the result maps the
     names in ``SCENARIOS`` (``LOCAL_SCENARIOS`` with local turns) to histories, each
-    carrying its real workflow id.
+    carrying its real workflow id. ``only`` runs just the scenarios it names (those of
+    ``_RUNNERS`` and ``_BATCH_RUNNERS``), with what they record besides (a batch's leaf).
     """
     agents = build_agents(prefix)
-    config = AgentWorkerConfig(turn_execution=turn_execution)
-    for agent in agents.values():
-        orch.register_runner(agent=agent, agent_worker_config=config)
+    for scenario, agent in agents.items():
+        orch.register_runner(agent=agent, agent_worker_config=config_of(scenario, turn_execution))
     await orch.start_workers()
     client = await orch.client()
+    local = turn_execution == "local"
     workflow_ids: dict[str, str] = {}
     for scenario, runner in _RUNNERS.items():
-        task_id = f"{scenario}{id_suffix}"
-        await runner(orch, agents[scenario], task_id, owner, turn_execution == "local")
-        workflow_ids[scenario] = task_id
-    if turn_execution == "activity":
+        if only is None or scenario in only:
+            task_id = f"{scenario}{id_suffix}"
+            besides = await runner(orch, agents[scenario], task_id, owner, local)
+            workflow_ids[scenario] = task_id
+            if besides and not local:  # a sub-batch's history does not depend on the mode
+                workflow_ids.update(besides)
+    if not local:
         for scenario, batch_runner in _BATCH_RUNNERS.items():
-            workflow_ids.update(await batch_runner(orch, agents[scenario], owner))
+            if only is None or scenario in only:
+                workflow_ids.update(await batch_runner(orch, agents[scenario], owner))
     histories: dict[str, WorkflowHistory] = {}
     for scenario, workflow_id in workflow_ids.items():
         workflow_id, _, run_id = workflow_id.partition("@")
@@ -443,11 +491,11 @@ async def record_all(
 
 
 def _check_closed(scenario: str, history: WorkflowHistory) -> None:
-    expected = (
-        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED
-        if scenario in CANCELED_SCENARIOS
-        else EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
-    )
+    expected = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
+    if scenario in CANCELED_SCENARIOS:
+        expected = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED
+    elif scenario in FAILED_SCENARIOS:
+        expected = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED
     last = history.events[-1].event_type
     assert last == expected, f"{scenario} ended with {EventType.Name(last)}"
 
@@ -464,14 +512,16 @@ def load_history(path: Path) -> WorkflowHistory:
     return WorkflowHistory.from_json(started.get("workflowId") or path.stem, data)
 
 
-async def main(modes: list[TurnExecution]) -> None:
+async def main(modes: list[TurnExecution], only: list[str] | None) -> None:
     for mode in modes:
         # A server per mode: the task scenarios' ids are their names, the same in each mode.
         server = DevServer().start()
         try:
             orch = Orchestrator(temporal_address=server.address)
             try:
-                histories = await record_all(orch, prefix=f"replay_{mode}", turn_execution=mode)
+                histories = await record_all(
+                    orch, prefix=f"replay_{mode}", turn_execution=mode, only=only
+                )
             finally:
                 await orch.close()
         finally:
@@ -484,14 +534,22 @@ async def main(modes: list[TurnExecution]) -> None:
             print(f"wrote {path} ({len(history.events)} events)", file=sys.stderr)
 
 
-def _modes(argv: list[str]) -> list[TurnExecution]:
+def _arguments(argv: list[str]) -> tuple[list[TurnExecution], list[str] | None]:
+    """The turn modes (both if none is named) and the scenarios (all if none is named)."""
     modes: list[TurnExecution] = []
-    for arg in argv or ["activity", "local"]:
-        if arg not in ("activity", "local"):
-            raise SystemExit("usage: python -m tests.record_histories [activity] [local]")
-        modes.append("local" if arg == "local" else "activity")
-    return modes
+    only: list[str] = []
+    for arg in argv:
+        if arg in ("activity", "local"):
+            modes.append("local" if arg == "local" else "activity")
+        elif arg in _RUNNERS or arg in _BATCH_RUNNERS:
+            only.append(arg)
+        else:
+            raise SystemExit(
+                "usage: python -m tests.record_histories [activity] [local] [scenario ...]\n"
+                f"scenarios: {' '.join([*_RUNNERS, *_BATCH_RUNNERS])}"
+            )
+    return modes or ["activity", "local"], only or None
 
 
 if __name__ == "__main__":
-    asyncio.run(main(_modes(sys.argv[1:])))
+    asyncio.run(main(*_arguments(sys.argv[1:])))

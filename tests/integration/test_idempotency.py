@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from factorial import Agent, IdempotencyConflictError, Orchestrator, TaskStatus
+from factorial import (
+    Agent,
+    Budget,
+    FailurePolicy,
+    IdempotencyConflictError,
+    Orchestrator,
+    TaskStatus,
+)
 from factorial._model_types import ModelRequest
 from factorial.testing import Reply, ScriptedModel
 from tests.conftest import BOTH_TURN_MODES
@@ -149,3 +156,49 @@ async def test_racing_enqueues_of_a_batch_of_several_leaves(
         assert sorted(calls) == sorted(batch.task_ids)
     finally:
         await orch.close()
+
+
+async def test_a_key_repeated_with_other_limits_conflicts(
+    orchestrator: Orchestrator, unique: Any
+) -> None:
+    """A batch's budget and failure policy, and a task's agent budget, are part of the key."""
+    agent = counting_agent(unique("idem-limits"), [])
+    orchestrator.register_runner(agent=agent)
+    await orchestrator.start_workers()
+    owner = unique("owner")
+    payloads = [{"query": "a"}]
+
+    def enqueue(budget: Budget | None, on_failure: FailurePolicy | None) -> Any:
+        return orchestrator.enqueue_batch(
+            agent, owner, payloads, idempotency_key="b", budget=budget, on_failure=on_failure
+        )
+
+    budget, policy = Budget(tokens=1000), FailurePolicy(max_failed=1)
+    batch = await enqueue(budget, policy)
+    assert (await enqueue(Budget(tokens=1000), FailurePolicy(max_failed=1))).id == batch.id
+    for other_budget, other_policy, named in [
+        (Budget(tokens=2000), policy, "another budget"),
+        (None, policy, "another budget"),
+        (budget, FailurePolicy(max_failed=2), "another failure policy"),
+        (budget, None, "another failure policy"),
+    ]:
+        with pytest.raises(IdempotencyConflictError, match=named) as refused:
+            await enqueue(other_budget, other_policy)
+        assert refused.value.existing_id == batch.id
+
+    # A task's budget is its agent's: the same agent name with another budget conflicts.
+    task = await orchestrator.enqueue_task(
+        agent, owner_id=owner, payload={"query": "t"}, idempotency_key="t"
+    )
+    elsewhere = Orchestrator(client=await orchestrator.client())
+    try:
+        budgeted = Agent(name=agent.name, model=ScriptedModel([]), budget=Budget(turns=3))
+        elsewhere.register_runner(agent=budgeted)
+        with pytest.raises(IdempotencyConflictError, match="another agent budget") as refused:
+            await elsewhere.enqueue_task(
+                budgeted, owner_id=owner, payload={"query": "t"}, idempotency_key="t"
+            )
+        assert refused.value.existing_id == task.id
+    finally:
+        await elsewhere.close()
+    assert await task.result() == "done t"

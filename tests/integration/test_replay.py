@@ -5,13 +5,15 @@ The committed histories in ``tests/histories`` (regenerate with
 running in production: ``Replayer.replay_workflow`` raises on any nondeterminism. Those in
 ``tests/histories/v0.1`` were recorded by 0.1 and are never regenerated: workflows started by
 0.1 must still run on this code (through ``workflow.patched`` and ``LegacyBatchWorkflow``).
-A fresh recording against the session server guards the current code too.
+A fresh recording against the session server guards the current code too (all but the
+slowest agent-feature scenarios, whose own tests replay fresh histories of them).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from temporalio.api.enums.v1 import EventType
@@ -29,7 +31,16 @@ from factorial.workflows import (
     LegacyBatchWorkflow,
     OwnerEventsWorkflow,
 )
+from tests.history_features import (
+    FEATURE_SCENARIOS,
+    FEATURE_TASK_SCENARIOS,
+    GUARDS,
+    NOT_RECORDED_FRESH,
+    TASK_FALLBACK,
+)
 from tests.record_histories import (
+    BASE_LOCAL_SCENARIOS,
+    BASE_SCENARIOS,
     BATCH_CANCELLED,
     BATCH_LEAF,
     BATCH_ROOT,
@@ -125,7 +136,8 @@ async def test_history_from_before_the_operations_patches_replays(name: str) -> 
 
 
 def test_before_ops_histories_cover_every_scenario() -> None:
-    expected = {f"{s}.json" for s in SCENARIOS} | {f"local/{s}.json" for s in LOCAL_SCENARIOS}
+    expected = {f"{s}.json" for s in BASE_SCENARIOS}
+    expected |= {f"local/{s}.json" for s in BASE_LOCAL_SCENARIOS}
     assert set(BEFORE_OPS_HISTORIES) == expected
 
 
@@ -140,6 +152,42 @@ def test_recorded_histories_have_todays_patches() -> None:
             "batch-summary-memo",
             "task-pending-child-task-results-event",
         }
+
+
+FEATURE_HISTORIES = [f"{s}.json" for s in FEATURE_SCENARIOS]
+FEATURE_HISTORIES += [f"local/{s}.json" for s in FEATURE_TASK_SCENARIOS]
+
+
+@pytest.mark.parametrize("name", FEATURE_HISTORIES)
+def test_feature_histories_record_the_patches_they_guard(name: str) -> None:
+    """Each agent feature's history holds the ``workflow.patched`` ids its commands are under.
+
+    The histories replay in ``test_recorded_history_replays`` and
+    ``test_history_with_local_turns_replays``.
+    """
+    scenario = name.removeprefix("local/").removesuffix(".json")
+    assert GUARDS[scenario] <= patch_ids(load_history(HISTORIES_DIR / name))
+
+
+@pytest.mark.parametrize("directory", [HISTORIES_DIR, LOCAL_DIR])
+def test_fallback_history_holds_a_retried_turn(directory: Path) -> None:
+    """The fallback model's history is of a turn that completed on its second attempt."""
+    history = load_history(directory / f"{TASK_FALLBACK}.json")
+    assert turn_attempts(history) == [2]
+
+
+def turn_attempts(history: WorkflowHistory) -> list[int]:
+    """The attempt on which each completed turn (regular or local) ran."""
+    attempts = []
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            attempts.append(event.activity_task_started_event_attributes.attempt)
+        elif event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+            details = event.marker_recorded_event_attributes.details
+            if "data" in details and "patch-data" not in details:
+                [payload] = details["data"].payloads
+                attempts.append(json.loads(payload.data)["attempt"])
+    return attempts
 
 
 @pytest.mark.parametrize(
@@ -206,13 +254,17 @@ def test_histories_keep_their_workflow_ids() -> None:
 async def record_fresh(
     orchestrator: Orchestrator, unique: Callable[[str], str], turn_execution: TurnExecution
 ) -> dict[str, WorkflowHistory]:
-    """Record every scenario of ``turn_execution`` on the session server, under fresh ids."""
+    """Record the scenarios of ``turn_execution`` on the session server, under fresh ids.
+
+    All but ``NOT_RECORDED_FRESH``.
+    """
     return await record_all(
         orchestrator,
         prefix=unique("replay"),
         owner=unique("owner"),
         id_suffix="-" + unique("run"),
         turn_execution=turn_execution,
+        only=[s for s in SCENARIOS if s not in NOT_RECORDED_FRESH],
     )
 
 
@@ -220,7 +272,7 @@ async def test_fresh_histories_replay(
     orchestrator: Orchestrator, unique: Callable[[str], str]
 ) -> None:
     histories = await record_fresh(orchestrator, unique, "activity")
-    assert sorted(histories) == sorted(SCENARIOS)
+    assert sorted(histories) == sorted(set(SCENARIOS) - NOT_RECORDED_FRESH)
     batch = histories[BATCH_LEAF]
     started = batch.events[0].workflow_execution_started_event_attributes
     assert started.workflow_type.name == BATCH_WORKFLOW and batch.workflow_id.startswith("batch-")
@@ -233,6 +285,6 @@ async def test_fresh_histories_with_local_turns_replay(
     orchestrator: Orchestrator, unique: Callable[[str], str]
 ) -> None:
     histories = await record_fresh(orchestrator, unique, "local")
-    assert sorted(histories) == sorted(LOCAL_SCENARIOS)
+    assert sorted(histories) == sorted(set(LOCAL_SCENARIOS) - NOT_RECORDED_FRESH)
     for history in histories.values():
         await replay(history)
