@@ -23,7 +23,7 @@ from factorial._progress import percent
 from factorial._tasks import QUERY_TIMEOUT
 from factorial.task import Batch, BatchMetadata
 
-__all__ = ["SUMMARY_QUERY_TIMEOUT", "batch_from", "read"]
+__all__ = ["SUMMARY_QUERY_TIMEOUT", "batch_from", "read", "summary"]
 
 #: How long ``get_batch`` waits for a worker to answer before it reads the batch's memo.
 SUMMARY_QUERY_TIMEOUT = timedelta(seconds=0.5)
@@ -42,36 +42,36 @@ async def read(
     if description.status == WorkflowExecutionStatus.COMPLETED:
         snapshot: wire.BatchSnapshot = await handle.result()
         return batch_from(snapshot)
-    summary = await _summary(description)
+    memo = await summary(description)
     running = description.status == WorkflowExecutionStatus.RUNNING
-    if summary is not None and not running:
-        return batch_from(summary.snapshot())
+    if memo is not None and not running:
+        return batch_from(memo.snapshot())
     try:
         snapshot = await handle.query(
             wire.BATCH_SNAPSHOT_QUERY,
             result_type=wire.BatchSnapshot,
-            rpc_timeout=SUMMARY_QUERY_TIMEOUT if summary is not None else QUERY_TIMEOUT,
+            rpc_timeout=SUMMARY_QUERY_TIMEOUT if memo is not None else QUERY_TIMEOUT,
         )
     except (RPCError, RPCTimeoutOrCancelledError):
-        if summary is None:
+        if memo is None:
             raise
-        return batch_from(summary.snapshot())
+        return batch_from(memo.snapshot())
     return batch_from(snapshot)
 
 
-async def _summary(description: WorkflowExecutionDescription) -> wire.BatchSummary | None:
+async def summary(description: WorkflowExecutionDescription) -> wire.BatchSummary | None:
     """The summary the batch keeps in its memo; None for a batch from before it had one."""
-    summary: wire.BatchSummary | None = await description.memo_value(
+    found: wire.BatchSummary | None = await description.memo_value(
         wire.BATCH_SUMMARY_MEMO, None, type_hint=wire.BatchSummary
     )
-    if summary is None:
+    if found is None:
         return None
     if description.status in _CLOSED_STATUS:
         # A batch closed some other way (terminated, failed) never wrote its end.
         status = _CLOSED_STATUS[description.status]
-        if summary.status == "active":
-            summary = summary.model_copy(update={"status": status})
-    return summary
+        if found.status == "active":
+            found = found.model_copy(update={"status": status})
+    return found
 
 
 #: How a batch that closed without writing its end is reported.

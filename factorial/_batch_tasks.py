@@ -91,11 +91,16 @@ async def _start_input(client: Client, workflow_id: str) -> wire.BatchInput:
 async def batch_record(client: Client, description: WorkflowExecutionDescription) -> Batch:
     """A batch's ids, counts and status without a worker.
 
-    Its result once it has ended, else its input (status ``active``, nothing counted).
+    Its result once it has completed; else its memo (a cancelled or failed batch's final
+    counts, a running one's a couple of seconds behind); else, for a batch from before the
+    memo, its input (nothing counted).
     """
     handle = client.get_workflow_handle(description.id, result_type=wire.BatchSnapshot)
     if description.status == WorkflowExecutionStatus.COMPLETED:
         return _batch_read.batch_from(await handle.result())
+    summary = await _batch_read.summary(description)
+    if summary is not None:
+        return _batch_read.batch_from(summary.snapshot())
     record = _batches.new_batch_record(await _start_input(client, description.id))
     status = (await batch_info(description)).status  # its indexed status, else by its workflow
     if status != "active":

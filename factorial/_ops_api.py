@@ -106,10 +106,11 @@ class OpsAPI(OrchestratorBase):
         )
 
     async def read_ended_batch(self, batch_id: str) -> Batch:
-        """The batch read without a worker: an ended batch's final counts from its result.
+        """The batch read without a worker: an ended batch's final counts.
 
-        A batch still running comes back ``active`` with its task ids and nothing counted
-        (its counters live in its workflow, which only a worker can query: ``get_batch``).
+        From its result, or its memo (a cancelled or failed batch, or one still running: its
+        counts a couple of seconds behind, ``get_batch`` asks its workflow). A batch started
+        before batches kept a memo comes back with its task ids and nothing counted.
 
         Raises:
             BatchNotFoundError: No such batch.

@@ -102,6 +102,10 @@ async def test_status_of_running_and_cancelled_batches_without_a_worker(
     cancelled = await orchestrator.get_batch(batch.id)
     assert cancelled.metadata.status == "cancelled"
     assert (cancelled.metadata.completed, cancelled.metadata.cancelled) == (1, 2)
+    # What `batch watch` and `batch results` read once a batch has ended: the same counts.
+    ended = await orchestrator.read_ended_batch(batch.id)
+    assert ended.metadata == cancelled.metadata
+    assert ended.progress == cancelled.progress
     lines = await asyncio.to_thread(batch_status, address, batch.id)
     assert "status: cancelled" in lines
     assert "progress: cancelled at 33.33% (1 of 3 tasks completed or failed)" in lines
