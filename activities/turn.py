@@ -36,6 +36,7 @@ from factorial._wire import (
     TurnOutput,
     TurnPolicy,
 )
+from factorial.activities.interruption import Interruption
 from factorial.activities.publishing import EventStreams, TurnReporter
 from factorial.agent import BaseAgent, TurnCompletion
 from factorial.context import ExecutionContext
@@ -145,8 +146,11 @@ class AgentActivities:
             # (a retried first turn announces itself again).
             events.emit(ev.RUN_STARTED, attempt=info.attempt)
         outcome = "failed"
+        watch = None
+        if info.is_local and info.workflow_id:
+            watch = Interruption(activity.client(), info.workflow_id, info.workflow_run_id)
         try:
-            async with _live(streams, inp.owner_id):
+            async with _live(streams, inp.owner_id, watch):
                 try:
                     completion = await agent.execute_turn(ctx, execution_ctx, resumed)
                 except FactorialError as err:
@@ -161,7 +165,10 @@ class AgentActivities:
             outcome = "succeeded"
         except asyncio.CancelledError:
             outcome = "cancelled"
-            raise
+            if watch is None or not watch.happened:
+                raise
+            _uncancel()
+            return TurnOutput(context=inp.context, interrupted=True)
         finally:
             record_turn(agent.name, outcome, time.monotonic() - started, info.attempt)
         if inp.report_to and agent.max_turns is not None:
@@ -240,9 +247,20 @@ class AgentActivities:
             await agent.run_hook(inp.hook, ctx, execution_ctx, error=inp.error)
 
 
+def _uncancel() -> None:
+    """Forget the cancellation an ``Interruption`` sent this task: it has been handled."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
+
+
 @contextlib.asynccontextmanager
-async def _live(streams: EventStreams, owner_id: str) -> AsyncIterator[None]:
+async def _live(
+    streams: EventStreams, owner_id: str, watch: Interruption | None = None
+) -> AsyncIterator[None]:
     """Heartbeat (so cancellation reaches a long model call) and stream events as they come.
+
+    A local turn has no heartbeat: ``watch`` looks for its task's cancellation instead.
 
     On the way out the owner's buffered events are flushed, failure or not, so they land
     before anything the workflow publishes next.
@@ -260,6 +278,8 @@ async def _live(streams: EventStreams, owner_id: str) -> AsyncIterator[None]:
                 await streams.flush(owner_id)
             except Exception:
                 activity.logger.warning("could not publish events yet; will retry", exc_info=True)
+            if watch is not None and await watch.check():
+                return
 
     ticker = asyncio.create_task(tick())
     failed = True

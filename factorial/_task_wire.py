@@ -159,6 +159,9 @@ class TurnOutput(BaseModel):
     encoded_bytes: int | None = None
     # The tokens (and cost) of the turn's model call (None: not reported).
     usage: TokenUsage | None = None
+    # A local turn stopped because its task's cancellation was requested (the context is
+    # the turn's input, unchanged; ``factorial.activities.interruption``).
+    interrupted: bool = False
 
 
 #: The hooks that run outside a turn, in a ``run_hook`` activity of their own.

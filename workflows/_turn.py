@@ -8,6 +8,7 @@ raises ``TurnFailed`` with its error as one line.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -99,10 +100,27 @@ class Turns:
             if is_cancelled_exception(err):
                 raise
             raise TurnFailed(_failure_message(err)) from None
+        if out.interrupted:
+            return await self._after_interruption(context, resumed)
         self._last_turn_seconds = out.seconds
         if local:
             await self._after_local_turn(out)
         return out
+
+    async def _after_interruption(
+        self, context: dict[str, Any], resumed: list[ToolResult]
+    ) -> TurnOutput:
+        """A local turn stopped for the task's cancel request: end the workflow task so the
+        request reaches the workflow, and end the task ``cancelled``.
+
+        The turn saw the request on the server, so it comes; should it not, the turn runs
+        again.
+        """
+        if workflow.cancellation_reason() is None:
+            await workflow.sleep(BOUNDARY)  # raises CancelledError once the request arrives
+        if workflow.cancellation_reason() is not None:
+            raise asyncio.CancelledError("task cancellation requested")
+        return await self.run(context, resumed)
 
     def history_size(self) -> int:
         """The history's size, counting local turn results not recorded in it yet."""

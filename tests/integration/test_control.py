@@ -68,6 +68,36 @@ async def test_cancel_mid_turn(orchestrator: Orchestrator, unique) -> None:
     await orchestrator.cancel_task(task.id)  # cancelling an ended task does nothing
 
 
+async def test_cancel_interrupts_the_running_turn(orchestrator: Orchestrator, unique) -> None:
+    """A cancel stops the turn that runs, regular or local, rather than letting it finish.
+
+    A local turn's workflow task hears of the cancel only when the turn ends (or at its
+    heartbeat, 8 s in): the turn itself watches for it. This one would answer after 5 s.
+    """
+    turn_started = asyncio.Event()
+    agent = Agent(
+        name=unique("interrupted"),
+        model=ScriptedModel([Reply(content="finished anyway", delay=5)]),
+        on_turn_start=lambda ctx, execution_ctx: turn_started.set(),
+    )
+    orchestrator.register_runner(agent=agent, agent_worker_config=QUICK)
+    await orchestrator.start_workers()
+    owner = unique("owner")
+    task = await orchestrator.enqueue_task(agent=agent, owner_id=owner, payload={"query": "x"})
+    await asyncio.wait_for(turn_started.wait(), 30)
+    await orchestrator.cancel_task(task.id)
+
+    with pytest.raises(TaskCancelledError):
+        await asyncio.wait_for(task.result(), 30)
+    events = await collect_events(orchestrator, owner, has_event("run_cancelled"))
+    types = [e["event_type"] for e in events]
+    assert "progress_update_completion_started" in types
+    assert "progress_update_completion_completed" not in types, types
+    assert types.count("run_cancelled") == 1 and "run_completed" not in types
+    data = await orchestrator.get_task_data(task.id)
+    assert data is not None and data["status"] == "cancelled" and data["turn"] == 0
+
+
 async def test_cancel_during_short_turns_is_not_lost(orchestrator: Orchestrator, unique) -> None:
     """A cancel whose turn finishes before the heartbeat carries it still ends the task."""
 
