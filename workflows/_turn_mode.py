@@ -5,9 +5,10 @@ history events. A local activity runs inside the workflow task that scheduled it
 recorded as one marker, so a task of quick turns needs about one round trip per turn. The
 price: while a local turn runs, the workflow task is held open, and cancellation, queries,
 updates and signals reach the workflow only when it ends or when the worker heartbeats
-the workflow task (every 8 s with the 10 s workflow-task timeout). A long turn is therefore
-better as a regular activity, which Temporal cancels through its heartbeat within about a
-second.
+the workflow task (every 8 s with the 10 s workflow-task timeout); only a cancel reaches the
+turn sooner, because the turn watches for it (``factorial.activities.interruption``, one
+server call a second). A long turn is therefore better as a regular activity, which Temporal
+cancels through its heartbeat within about a second.
 
 ``AgentWorkerConfig.turn_execution``:
 
