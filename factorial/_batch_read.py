@@ -74,11 +74,12 @@ async def summary(description: WorkflowExecutionDescription) -> wire.BatchSummar
     return found
 
 
-#: How a batch that closed without writing its end is reported.
+#: How a batch that closed without writing its end is reported. One terminated by hand
+#: reads as cancelled, as its listing does (``factorial._listing.batch_info``).
 _CLOSED_STATUS = {
     WorkflowExecutionStatus.CANCELED: "cancelled",
     WorkflowExecutionStatus.FAILED: "failed",
-    WorkflowExecutionStatus.TERMINATED: "failed",
+    WorkflowExecutionStatus.TERMINATED: "cancelled",
     WorkflowExecutionStatus.TIMED_OUT: "failed",
 }
 

@@ -199,3 +199,4 @@ async def test_a_batch_terminated_by_hand_reads_as_cancelled(
         lambda: orchestrator.list_batches(owner_id=owner), lambda rows: len(rows) == 1
     )
     assert rows[0].status == "cancelled" and rows[0].closed_at is not None
+    assert (await orchestrator.get_batch(batch.id)).metadata.status == "cancelled"
