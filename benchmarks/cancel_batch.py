@@ -14,7 +14,9 @@ serving a scripted agent whose turns take ``--turn-seconds`` (three turns a task
    no task workflow of the batch is running (``running_after_cancel``), that none started
    afterwards, and that no turn began afterwards (from the events' timestamps),
 4. checks every task that had begun has exactly one terminal event (``tests.ledger``'s
-   check), and that ``batch_cancelled`` arrived once.
+   check), and that ``batch_cancelled`` arrived once, and prints how long after the cancel
+   began the tasks' workflows closed (``tasks_closed_after_cancel_seconds``) and their
+   ``run_cancelled`` events came.
 
 It prints a table and writes JSON (``--output``, default
 ``benchmarks/results/cancel_batch.json``). Every process it starts is stopped on the way out.
@@ -106,7 +108,13 @@ async def measure(args: argparse.Namespace, address: str) -> dict[str, Any]:
             print(f"  cancel_batch returned in {cancel_seconds:.2f}s", flush=True)
             await asyncio.sleep(2.0)  # visibility catches up
             running_after = await count(client, f"{tasks} AND ExecutionStatus='Running'")
-            begun = [d.id async for d in client.list_workflows(tasks)]
+            listed = [d async for d in client.list_workflows(tasks)]
+            begun = [d.id for d in listed]
+            closed_after = sorted(
+                (d.close_time - cancel_started_at).total_seconds()
+                for d in listed
+                if d.close_time is not None and d.close_time > cancel_started_at
+            )
             stamp = returned_at.isoformat()
             started_after = await count(client, f'{tasks} AND StartTime > "{stamp}"')
             await ledger.wait_for_tasks(begun, timeout=120)
@@ -147,6 +155,7 @@ async def measure(args: argparse.Namespace, address: str) -> dict[str, Any]:
             "started_after_cancel": started_after,
             "turns_begun_after_cancel": len(late_turns),
             "outcomes": {k: list(outcomes.values()).count(k) for k in set(outcomes.values())},
+            "tasks_closed_after_cancel_seconds": percentiles(closed_after),
             "run_cancelled_after_cancel_seconds": percentiles(cancelled_after),
             "exactly_once": "pass",
         }
