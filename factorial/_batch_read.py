@@ -23,7 +23,7 @@ from factorial._progress import percent
 from factorial._tasks import QUERY_TIMEOUT
 from factorial.task import Batch, BatchMetadata
 
-__all__ = ["SUMMARY_QUERY_TIMEOUT", "batch_from", "read", "summary"]
+__all__ = ["SUMMARY_QUERY_TIMEOUT", "batch_from", "read", "recorded"]
 
 #: How long ``get_batch`` waits for a worker to answer before it reads the batch's memo.
 SUMMARY_QUERY_TIMEOUT = timedelta(seconds=0.5)
@@ -35,17 +35,16 @@ async def read(
     """The batch as its workflow counts it, with or without a worker.
 
     A running batch is queried, briefly (``SUMMARY_QUERY_TIMEOUT``); if no worker answers, its
-    memo tells (``factorial.workflows._summary``: at most a couple of seconds behind). A
-    completed batch's result is in its history; a cancelled one's final counts are in its
-    memo. Only batches from before the memo need a worker to answer a query.
+    memo tells (``factorial.workflows._summary``: at most a couple of seconds behind). An
+    ended batch is read as ``recorded`` reads it. Only batches from before the memo need a
+    worker to answer a query.
     """
-    if description.status == WorkflowExecutionStatus.COMPLETED:
-        snapshot: wire.BatchSnapshot = await handle.result()
-        return batch_from(snapshot)
-    memo = await summary(description)
     running = description.status == WorkflowExecutionStatus.RUNNING
-    if memo is not None and not running:
-        return batch_from(memo.snapshot())
+    if not running:
+        found = await recorded(handle, description)
+        if found is not None:
+            return found
+    memo = await _summary(description) if running else None
     try:
         snapshot = await handle.query(
             wire.BATCH_SNAPSHOT_QUERY,
@@ -59,7 +58,22 @@ async def read(
     return batch_from(snapshot)
 
 
-async def summary(description: WorkflowExecutionDescription) -> wire.BatchSummary | None:
+async def recorded(
+    handle: WorkflowHandle[Any, Any], description: WorkflowExecutionDescription
+) -> Batch | None:
+    """The batch as the server keeps it, no worker asked; None for one from before the memo.
+
+    A completed batch's result is in its history; any other's counts are in its memo (a
+    cancelled or failed one's final counts, a running one's a couple of seconds behind).
+    """
+    if description.status == WorkflowExecutionStatus.COMPLETED:
+        snapshot: wire.BatchSnapshot = await handle.result()
+        return batch_from(snapshot)
+    memo = await _summary(description)
+    return batch_from(memo.snapshot()) if memo is not None else None
+
+
+async def _summary(description: WorkflowExecutionDescription) -> wire.BatchSummary | None:
     """The summary the batch keeps in its memo; None for a batch from before it had one."""
     found: wire.BatchSummary | None = await description.memo_value(
         wire.BATCH_SUMMARY_MEMO, None, type_hint=wire.BatchSummary

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionDescription
 from temporalio.service import RPCError, RPCStatusCode
 
 from factorial import _batch_read, _batches, _tasks
@@ -96,11 +96,9 @@ async def batch_record(client: Client, description: WorkflowExecutionDescription
     memo, its input (nothing counted).
     """
     handle = client.get_workflow_handle(description.id, result_type=wire.BatchSnapshot)
-    if description.status == WorkflowExecutionStatus.COMPLETED:
-        return _batch_read.batch_from(await handle.result())
-    summary = await _batch_read.summary(description)
-    if summary is not None:
-        return _batch_read.batch_from(summary.snapshot())
+    found = await _batch_read.recorded(handle, description)
+    if found is not None:
+        return found
     record = _batches.new_batch_record(await _start_input(client, description.id))
     status = (await batch_info(description)).status  # its indexed status, else by its workflow
     if status != "active":
