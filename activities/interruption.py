@@ -44,3 +44,8 @@ class Interruption:
         if self._turn is not None:
             self._turn.cancel()
         return True
+
+    def handled(self) -> None:
+        """Take back the cancel sent to the turn, once the turn has stopped for it."""
+        if self._turn is not None:
+            self._turn.uncancel()

@@ -167,7 +167,7 @@ class AgentActivities:
             outcome = "cancelled"
             if watch is None or not watch.happened:
                 raise
-            _uncancel()
+            watch.handled()
             return TurnOutput(context=inp.context, interrupted=True)
         finally:
             record_turn(agent.name, outcome, time.monotonic() - started, info.attempt)
@@ -245,13 +245,6 @@ class AgentActivities:
         )
         async with _live(streams, inp.owner_id):
             await agent.run_hook(inp.hook, ctx, execution_ctx, error=inp.error)
-
-
-def _uncancel() -> None:
-    """Forget the cancellation an ``Interruption`` sent this task: it has been handled."""
-    task = asyncio.current_task()
-    if task is not None:
-        task.uncancel()
 
 
 @contextlib.asynccontextmanager
