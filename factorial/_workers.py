@@ -15,11 +15,12 @@ from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Interceptor, UnsandboxedWorkflowRunner, Worker, WorkflowRunner
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+from temporalio.worker.workflow_sandbox import SandboxRestrictions
 
 from factorial import _tracing
 from factorial._ids import agent_task_queue_name
 from factorial._logging import install_turn_failure_log
+from factorial._sandbox import SandboxedRunner
 from factorial._wire import BATCH_TASK_QUEUE, EVENTS_TASK_QUEUE
 from factorial.activities.cancelling import cancel_workflows
 from factorial.activities.publishing import StreamActivities
@@ -45,11 +46,11 @@ def workflow_runner(sandboxed: bool = True) -> WorkflowRunner:
     through, imported once; workflow modules pass Factorial's library modules (wire models,
     events) through themselves, with ``workflow.unsafe.imports_passed_through()``. The package
     ``factorial`` is not passed through as a whole: that would take ``factorial.workflows``
-    out of the sandbox too.
+    out of the sandbox too. The sandbox is the SDK's, minus one detour (``factorial._sandbox``).
     """
     if not sandboxed:
         return UnsandboxedWorkflowRunner()
-    return SandboxedWorkflowRunner(
+    return SandboxedRunner(
         restrictions=SandboxRestrictions.default.with_passthrough_modules(
             "pydantic",
             "pydantic_core",
