@@ -64,6 +64,8 @@ class BatchInput(BaseModel):
     max_running: int = 0
     # Leaf: how many of its task starts are in flight at once (0: the leaf's default).
     max_starting: int = 0
+    # Leaf of a root: start no task until the root says so (``leaf_go``).
+    wait_for_go: bool = False
     # Leaf of a root: seconds between its progress reports.
     report_every: float = 1.0
     # Leaf of a root: progress units its counts must gain before it reports again (0: any),
@@ -74,6 +76,9 @@ class BatchInput(BaseModel):
     hooks: list[str] | None = None
     # Root: how many tasks each leaf runs, in chunk order.
     leaf_sizes: list[int] = Field(default_factory=list)
+    # Root: how many leaves run tasks at once; when one ends the next waiting one may start
+    # (0: all at once, as batches did before).
+    running_leaves: int = 0
     # Legacy root: how many chunks of payloads ``add_chunk`` will deliver.
     chunk_count: int = 0
     # Sub-agent batches: return every task's output or error in the result.

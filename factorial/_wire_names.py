@@ -26,6 +26,7 @@ __all__ = [
     "EVENTS_TASK_QUEUE",
     "EVENTS_WORKFLOW",
     "FailureType",
+    "LEAF_GO_SIGNAL",
     "LEAF_REPORT_SIGNAL",
     "LEGACY_BATCH_WORKFLOW",
     "PUBLISH_EVENTS_ACTIVITY",
@@ -139,6 +140,8 @@ TASK_TURN_SIGNAL = "task_turn"
 #: A task of a batch with a budget: its usage so far, after each turn.
 TASK_USAGE_SIGNAL = "task_usage"
 LEAF_REPORT_SIGNAL = "leaf_report"
+#: A root to a leaf that waits for its turn: start your tasks.
+LEAF_GO_SIGNAL = "leaf_go"
 CANCEL_REMAINING_SIGNAL = "cancel_remaining"
 # Legacy batches only.
 ADD_CHUNK_UPDATE = "add_chunk"

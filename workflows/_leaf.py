@@ -7,6 +7,9 @@ task workflows churning a worker's cache. At most ``max_starting`` starts are in
 second, and a start cannot be withdrawn once sent, so a long queue of them would keep tasks
 starting for many seconds after a cancel (500 in flight took 27 s to drain).
 
+A leaf of a root started with ``wait_for_go`` starts no task until its root says so
+(``go``): only a few leaves of a batch run tasks at once (``factorial._batches``).
+
 Each task's end is announced here, from the child's result: ``agent_output`` and
 ``run_completed``, ``run_failed`` or ``run_cancelled``, once. A stopped leaf of a root leaves
 its cancelled tasks' ``run_cancelled`` to the root, in its final report: one signal at its
@@ -80,6 +83,7 @@ class Leaf:
         self._started: set[int] = set()
         self._stop_reason: str | None = None
         self._cancelling: asyncio.Task[None] | None = None
+        self._go = not inp.wait_for_go
         #: Once a leaf of a root stops: the tasks it cancelled, for its root to announce.
         self.unannounced: list[str] | None = None
 
@@ -96,6 +100,8 @@ class Leaf:
         def admit() -> bool:
             return (self._running < window and self._starting < starts) or self._stopped
 
+        if not self._go:
+            await workflow.wait_condition(lambda: self._go or self._stopped)
         for index, payload in zip(self.indices, self._payloads, strict=True):
             if not admit():
                 await workflow.wait_condition(admit)
@@ -108,6 +114,10 @@ class Leaf:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         await self.wait()
+
+    def go(self) -> None:
+        """The root lets this leaf start its tasks (a repeat changes nothing)."""
+        self._go = True
 
     def stop(self, reason: str) -> None:
         """Start no more tasks and cancel the running ones (see the module docstring)."""

@@ -103,6 +103,10 @@ class BatchRole(ABC):
         del report
 
     @abstractmethod
+    def go(self) -> None:
+        """A leaf waiting for its turn may start its tasks (the ``leaf_go`` signal)."""
+
+    @abstractmethod
     def cancel_remaining(self) -> None:
         """A forking tool's deadline passed (the ``cancel_remaining`` signal)."""
 
@@ -169,6 +173,9 @@ class _LeafRole(BatchRole):
     def cancel_remaining(self) -> None:
         self.leaf.stop("the forking tool's timeout passed")
 
+    def go(self) -> None:
+        self.leaf.go()
+
     def leaf_reported(self, report: wire.LeafReport) -> None:
         """A leaf has no leaves: ignored."""
 
@@ -214,6 +221,9 @@ class RootRole(_AnnouncingRole):
 
     def cancel_remaining(self) -> None:
         """A root runs no tasks (sub-agent batches are lone leaves): ignored."""
+
+    def go(self) -> None:
+        """A root waits for no one: ignored."""
 
 
 class LoneLeafRole(_LeafRole, _AnnouncingRole):

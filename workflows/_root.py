@@ -5,6 +5,8 @@ root's history) and then the root. Leaves report their counters by signal now an
 once more, marked final, when they end; the batch is over when every leaf has reported final.
 A leaf that was stopped lists the tasks it cancelled in its final report, and the root
 announces their ``run_cancelled``.
+Only ``running_leaves`` leaves run tasks at once (``factorial._batches``): the others wait,
+and each time a leaf reports final the root tells the next waiting one to start (``leaf_go``).
 Cancelling the root asks every leaf still running to cancel (one local activity,
 ``factorial.workflows._cancel``) and waits for their final reports; a leaf silent for
 ``LEAF_TIMEOUT`` after that is counted as cancelled.
@@ -44,6 +46,10 @@ class Root:
         self._tasks_cancelled = tasks_cancelled
         self._counts: dict[int, wire.BatchCounts] = {}
         self._finished: set[int] = set()
+        #: Leaves told to start so far (the first ``running_leaves`` need not be told).
+        self._released = inp.running_leaves
+        self._stopping = False
+        self._signals: set[asyncio.Task[None]] = set()
 
     def report(self, report: wire.LeafReport) -> None:
         """A leaf's latest counters (a late or repeated report is harmless)."""
@@ -54,6 +60,7 @@ class Root:
             self._counts[report.chunk] = report.counts
             if report.final:
                 self._finished.add(report.chunk)
+                self._release_next()
                 # Their run_cancelled before any progress that counts them.
                 if report.cancelled and workflow.patched(PATCH):
                     self._tasks_cancelled(report.cancelled)
@@ -69,6 +76,7 @@ class Root:
 
     async def cancel(self) -> None:
         """Cancel every leaf still running and wait until each has ended (or gone silent)."""
+        self._stopping = True
         running = [k for k in range(len(self._inp.leaf_sizes)) if k not in self._finished]
         if workflow.patched(PATCH):
             await cancel_workflows([wire.leaf_id_of(self._inp.batch_id, k) for k in running])
@@ -89,6 +97,24 @@ class Root:
                     )
                     self._finished.add(chunk)
             self._changed()
+
+    def _release_next(self) -> None:
+        """A leaf has ended: let the next waiting one start its tasks, unless cancelling."""
+        if not self._inp.running_leaves or self._stopping:
+            return
+        if self._released >= len(self._inp.leaf_sizes):
+            return
+        chunk, self._released = self._released, self._released + 1
+        task = asyncio.create_task(self._go(chunk))
+        self._signals.add(task)
+        task.add_done_callback(self._signals.discard)
+
+    async def _go(self, chunk: int) -> None:
+        leaf = workflow.get_external_workflow_handle(wire.leaf_id_of(self._inp.batch_id, chunk))
+        try:
+            await leaf.signal(wire.LEAF_GO_SIGNAL)
+        except Exception as err:  # noqa: BLE001 - it has ended (cancelled); it reports so
+            workflow.logger.info("leaf %d of %s: %s", chunk, self._inp.batch_id, err)
 
     def _all_finished(self) -> bool:
         return len(self._finished) == len(self._inp.leaf_sizes)

@@ -5,7 +5,8 @@ caps a run at 2,000 pending children and ~50k history events. So a batch of at m
 ``batch_chunk_size`` tasks is a single *leaf* (``factorial.workflows._leaf``), its own root;
 a larger one is a *root* (``factorial.workflows._root``) over one leaf per chunk. The client
 starts the leaves, each with its own payloads, then the root: payloads never pass through one
-history, and leaves admit their tasks in parallel.
+history, and leaves admit their tasks in parallel. Three leaves run tasks at a time; the
+others wait until the root lets them go (``leaf_go``), one each time a leaf ends.
 
 Counting (``factorial._progress``): turn activities report finished turns to their leaf
 (``task_turn``), outcomes come from the tasks' results, leaves report to the root
@@ -160,6 +161,11 @@ class BatchWorkflow:
     def leaf_report(self, report: wire.LeafReport) -> None:
         """A leaf's latest counters."""
         self._role.leaf_reported(report)
+
+    @workflow.signal(name=wire.LEAF_GO_SIGNAL)
+    def leaf_go(self) -> None:
+        """A leaf waiting for its turn may start its tasks (sent by its root)."""
+        self._role.go()
 
     @workflow.signal(name=wire.CANCEL_REMAINING_SIGNAL)
     def cancel_remaining(self) -> None:

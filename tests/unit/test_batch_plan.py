@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from factorial import _wire as wire
-from factorial._batches import MAX_ROOT_REPORTS, MIN_LEAF_REPORTS, _leaves
+from factorial._batches import MAX_ROOT_REPORTS, MIN_LEAF_REPORTS, RUNNING_LEAVES, _leaves
 
 
 def plan(tasks: int, chunk: int, max_turns: int | None = 3) -> list[wire.BatchInput]:
@@ -17,7 +17,8 @@ def plan(tasks: int, chunk: int, max_turns: int | None = 3) -> list[wire.BatchIn
     )
     payloads = [{"i": i} for i in range(tasks)]
     chunks = [payloads[i : i + chunk] for i in range(0, tasks, chunk)]
-    return _leaves(base, chunks, window=4, starting=1)
+    running = min(len(chunks), RUNNING_LEAVES)
+    return _leaves(base, chunks, running=running, window=4, starting=1)
 
 
 def test_leaves_cover_the_batch_in_order() -> None:
@@ -37,11 +38,21 @@ def test_reports_are_bounded_by_the_batch_size_not_its_duration() -> None:
     assert most <= MAX_ROOT_REPORTS + len(leaves)
 
 
-def test_first_reports_are_staggered_across_leaves() -> None:
+def test_only_the_first_leaves_start_without_waiting() -> None:
+    leaves = plan(10_000, 200)
+    assert [leaf.wait_for_go for leaf in leaves] == [k >= RUNNING_LEAVES for k in range(50)]
+    # The root hears the running leaves about once a second in all.
+    assert {leaf.report_every for leaf in leaves} == {float(RUNNING_LEAVES)}
+    assert not any(leaf.wait_for_go for leaf in plan(400, 200))
+
+
+def test_first_reports_are_staggered_across_running_leaves() -> None:
     leaves = plan(10_000, 200)
     firsts = [leaf.report_first for leaf in leaves]
-    assert firsts == sorted(firsts) and len(set(firsts)) > len(leaves) // 2
-    assert 1 <= firsts[0] <= firsts[-1] == leaves[0].report_step
+    running = firsts[:RUNNING_LEAVES]
+    assert running == sorted(running) and len(set(running)) == RUNNING_LEAVES
+    assert firsts == [running[k % RUNNING_LEAVES] for k in range(len(leaves))]
+    assert 1 <= running[0] <= running[-1] == leaves[0].report_step
 
 
 def test_every_leaf_reports_a_few_times_however_many_leaves() -> None:

@@ -1,0 +1,155 @@
+"""Only ``RUNNING_LEAVES`` leaves of a batch run tasks at once; the root lets the next one go.
+
+Each waiting leaf starts its first task only after its root told it to (``leaf_go``), and
+the root tells one leaf each time another has reported its end. A cancelled batch tells no
+waiting leaf to go: those leaves start nothing, and their tasks count as cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from temporalio.api.enums.v1 import EventType
+
+from factorial import Agent, AgentWorkerConfig, Orchestrator
+from factorial import _wire as wire
+from factorial._batches import RUNNING_LEAVES
+from factorial.testing import Reply, ScriptedModel, call_tool, reply
+from tests.conftest import has_event
+from tests.ledger import EventLedger
+
+QUICK = AgentWorkerConfig(initial_backoff=0.1, max_backoff=0.2, heartbeat_timeout=5)
+#: Ten tasks in leaves of two: five leaves, two of which wait.
+LEAVES, CHUNK = 5, 2
+
+
+def noop() -> str:
+    """Do nothing."""
+    return "ok"
+
+
+async def _history(orchestrator: Orchestrator, workflow_id: str) -> list[Any]:
+    client = await orchestrator.client()
+    return [e async for e in client.get_workflow_handle(workflow_id).fetch_history_events()]
+
+
+def _first(events: list[Any], event_type: int) -> int | None:
+    return next((i for i, e in enumerate(events) if e.event_type == event_type), None)
+
+
+def _go_signals(events: list[Any]) -> list[int]:
+    """Positions of the ``leaf_go`` signals a leaf received."""
+    return [
+        i
+        for i, e in enumerate(events)
+        if e.HasField("workflow_execution_signaled_event_attributes")
+        and e.workflow_execution_signaled_event_attributes.signal_name == wire.LEAF_GO_SIGNAL
+    ]
+
+
+async def _root_order(orchestrator: Orchestrator, batch_id: str) -> list[str]:
+    """The root's history as ``final`` (a leaf reported its end) and ``go:<leaf>`` steps."""
+    client = await orchestrator.client()
+    steps = []
+    for event in await _history(orchestrator, batch_id):
+        if event.HasField("workflow_execution_signaled_event_attributes"):
+            signaled = event.workflow_execution_signaled_event_attributes
+            if signaled.signal_name == wire.LEAF_REPORT_SIGNAL:
+                payloads = signaled.input.payloads
+                report = (await client.data_converter.decode(payloads, [wire.LeafReport]))[0]
+                if report.final:
+                    steps.append("final")
+        if event.HasField("signal_external_workflow_execution_initiated_event_attributes"):
+            sent = event.signal_external_workflow_execution_initiated_event_attributes
+            if sent.signal_name == wire.LEAF_GO_SIGNAL:
+                steps.append(f"go:{sent.workflow_execution.workflow_id}")
+    return steps
+
+
+async def test_waiting_leaves_start_when_the_root_lets_them(temporal_server, unique) -> None:
+    orchestrator = Orchestrator(
+        temporal_address=temporal_server.address, batch_chunk_size=CHUNK, max_running_tasks=3
+    )
+    agent = Agent(name=unique("paced"), model=ScriptedModel([reply("done")]))
+    orchestrator.register_runner(agent=agent, agent_worker_config=QUICK)
+    owner = unique("owner")
+    try:
+        await orchestrator.start_workers()
+        async with EventLedger(orchestrator, owner) as ledger:
+            batch = await orchestrator.enqueue_batch(
+                agent=agent, owner_id=owner, payloads=[{}] * (LEAVES * CHUNK)
+            )
+            await ledger.wait_for_tasks(batch.task_ids)
+            await ledger.wait_until(has_event("batch_completed"))
+            await ledger.settle()
+        ledger.assert_exactly_once(batch.task_ids, batch_ids=[batch.id], expected="completed")
+
+        for chunk in range(LEAVES):
+            events = await _history(orchestrator, wire.leaf_id_of(batch.id, chunk))
+            go = _go_signals(events)
+            first_start = _first(
+                events, EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED
+            )
+            assert first_start is not None, chunk
+            if chunk < RUNNING_LEAVES:
+                assert go == [], chunk
+            else:
+                assert len(go) == 1 and go[0] < first_start, (chunk, go, first_start)
+
+        # The root lets leaf k go only once k - RUNNING_LEAVES + 1 leaves have ended.
+        steps = await _root_order(orchestrator, batch.id)
+        released = [s.removeprefix("go:") for s in steps if s.startswith("go:")]
+        waiting = [wire.leaf_id_of(batch.id, k) for k in range(RUNNING_LEAVES, LEAVES)]
+        assert released == waiting, steps
+        for position, step in enumerate(steps):
+            if step.startswith("go:"):
+                ended = steps[:position].count("final")
+                assert ended >= released.index(step.removeprefix("go:")) + 1, steps
+        assert steps.count("final") == LEAVES
+    finally:
+        await orchestrator.close()
+
+
+async def test_a_cancelled_batch_lets_no_waiting_leaf_start(temporal_server, unique) -> None:
+    orchestrator = Orchestrator(
+        temporal_address=temporal_server.address, batch_chunk_size=CHUNK, max_running_tasks=3
+    )
+    # Each task takes three turns of a second: no leaf ends before the cancel.
+    slow = [call_tool("noop"), call_tool("noop"), Reply(content="late", delay=1.0)]
+    agent = Agent(
+        name=unique("pacedcancel"),
+        tools=[noop],
+        model=ScriptedModel([step.model_copy(update={"delay": 1.0}) for step in slow]),
+    )
+    orchestrator.register_runner(agent=agent, agent_worker_config=QUICK)
+    owner = unique("owner")
+    try:
+        await orchestrator.start_workers()
+        async with EventLedger(orchestrator, owner) as ledger:
+            batch = await orchestrator.enqueue_batch(
+                agent=agent, owner_id=owner, payloads=[{}] * (LEAVES * CHUNK)
+            )
+            await ledger.wait_until(has_event("run_started"))
+            cancelled = await asyncio.wait_for(orchestrator.cancel_batch(batch.id), 60)
+            await ledger.wait_until(has_event("batch_cancelled"))
+            await ledger.settle()
+        assert cancelled.metadata.status == "cancelled"
+
+        started = {e["task_id"] for e in ledger.of_type("run_started")}
+        waiting = range(RUNNING_LEAVES * CHUNK, LEAVES * CHUNK)
+        assert not started & {wire.task_id_of(batch.id, i) for i in waiting}, started
+        ledger.assert_exactly_once(started, batch_ids=[batch.id], expected="cancelled")
+
+        for chunk in range(RUNNING_LEAVES, LEAVES):
+            events = await _history(orchestrator, wire.leaf_id_of(batch.id, chunk))
+            assert _go_signals(events) == [], chunk
+            assert (
+                _first(events, EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED)
+                is None
+            )
+        final = await orchestrator.get_batch(batch.id)
+        assert final.metadata.status == "cancelled"
+        assert final.metadata.cancelled == LEAVES * CHUNK, final.metadata
+    finally:
+        await orchestrator.close()
