@@ -8,6 +8,8 @@ waiting leaf to go: those leaves start nothing, and their tasks count as cancell
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
@@ -15,6 +17,8 @@ from temporalio.api.enums.v1 import EventType
 from factorial import Agent, AgentWorkerConfig, Orchestrator
 from factorial import _wire as wire
 from factorial._batches import RUNNING_LEAVES
+from factorial.devserver import DevServer
+from factorial.task import Batch
 from factorial.testing import Reply, ScriptedModel, call_tool, reply
 from tests.conftest import has_event
 from tests.ledger import EventLedger
@@ -67,26 +71,36 @@ async def _root_order(orchestrator: Orchestrator, batch_id: str) -> list[str]:
     return steps
 
 
-async def test_waiting_leaves_start_when_the_root_lets_them(temporal_server, unique) -> None:
+@contextlib.asynccontextmanager
+async def _paced_batch(
+    temporal_server: DevServer, agent: Agent, owner: str
+) -> AsyncIterator[tuple[Orchestrator, EventLedger, Batch]]:
+    """A batch of ``agent`` in ``LEAVES`` leaves (three tasks at once), and its owner's ledger."""
     orchestrator = Orchestrator(
         temporal_address=temporal_server.address, batch_chunk_size=CHUNK, max_running_tasks=3
     )
-    agent = Agent(name=unique("paced"), model=ScriptedModel([reply("done")]))
     orchestrator.register_runner(agent=agent, agent_worker_config=QUICK)
-    owner = unique("owner")
     try:
         await orchestrator.start_workers()
         async with EventLedger(orchestrator, owner) as ledger:
             batch = await orchestrator.enqueue_batch(
                 agent=agent, owner_id=owner, payloads=[{}] * (LEAVES * CHUNK)
             )
-            await ledger.wait_for_tasks(batch.task_ids)
-            await ledger.wait_until(has_event("batch_completed"))
-            await ledger.settle()
+            yield orchestrator, ledger, batch
+    finally:
+        await orchestrator.close()
+
+
+async def test_waiting_leaves_start_when_the_root_lets_them(temporal_server, unique) -> None:
+    agent = Agent(name=unique("paced"), model=ScriptedModel([reply("done")]))
+    async with _paced_batch(temporal_server, agent, unique("owner")) as (orch, ledger, batch):
+        await ledger.wait_for_tasks(batch.task_ids)
+        await ledger.wait_until(has_event("batch_completed"))
+        await ledger.settle()
         ledger.assert_exactly_once(batch.task_ids, batch_ids=[batch.id], expected="completed")
 
         for chunk in range(LEAVES):
-            events = await _history(orchestrator, wire.leaf_id_of(batch.id, chunk))
+            events = await _history(orch, wire.leaf_id_of(batch.id, chunk))
             go = _go_signals(events)
             first_start = _first(
                 events, EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED
@@ -98,7 +112,7 @@ async def test_waiting_leaves_start_when_the_root_lets_them(temporal_server, uni
                 assert len(go) == 1 and go[0] < first_start, (chunk, go, first_start)
 
         # The root lets leaf k go only once k - RUNNING_LEAVES + 1 leaves have ended.
-        steps = await _root_order(orchestrator, batch.id)
+        steps = await _root_order(orch, batch.id)
         released = [s.removeprefix("go:") for s in steps if s.startswith("go:")]
         waiting = [wire.leaf_id_of(batch.id, k) for k in range(RUNNING_LEAVES, LEAVES)]
         assert released == waiting, steps
@@ -107,33 +121,21 @@ async def test_waiting_leaves_start_when_the_root_lets_them(temporal_server, uni
                 ended = steps[:position].count("final")
                 assert ended >= released.index(step.removeprefix("go:")) + 1, steps
         assert steps.count("final") == LEAVES
-    finally:
-        await orchestrator.close()
 
 
 async def test_a_cancelled_batch_lets_no_waiting_leaf_start(temporal_server, unique) -> None:
-    orchestrator = Orchestrator(
-        temporal_address=temporal_server.address, batch_chunk_size=CHUNK, max_running_tasks=3
-    )
     # Each task takes three turns of a second: no leaf ends before the cancel.
-    slow = [call_tool("noop"), call_tool("noop"), Reply(content="late", delay=1.0)]
+    slow = [call_tool("noop"), call_tool("noop"), Reply(content="late")]
     agent = Agent(
         name=unique("pacedcancel"),
         tools=[noop],
         model=ScriptedModel([step.model_copy(update={"delay": 1.0}) for step in slow]),
     )
-    orchestrator.register_runner(agent=agent, agent_worker_config=QUICK)
-    owner = unique("owner")
-    try:
-        await orchestrator.start_workers()
-        async with EventLedger(orchestrator, owner) as ledger:
-            batch = await orchestrator.enqueue_batch(
-                agent=agent, owner_id=owner, payloads=[{}] * (LEAVES * CHUNK)
-            )
-            await ledger.wait_until(has_event("run_started"))
-            cancelled = await asyncio.wait_for(orchestrator.cancel_batch(batch.id), 60)
-            await ledger.wait_until(has_event("batch_cancelled"))
-            await ledger.settle()
+    async with _paced_batch(temporal_server, agent, unique("owner")) as (orch, ledger, batch):
+        await ledger.wait_until(has_event("run_started"))
+        cancelled = await asyncio.wait_for(orch.cancel_batch(batch.id), 60)
+        await ledger.wait_until(has_event("batch_cancelled"))
+        await ledger.settle()
         assert cancelled.metadata.status == "cancelled"
 
         started = {e["task_id"] for e in ledger.of_type("run_started")}
@@ -142,14 +144,10 @@ async def test_a_cancelled_batch_lets_no_waiting_leaf_start(temporal_server, uni
         ledger.assert_exactly_once(started, batch_ids=[batch.id], expected="cancelled")
 
         for chunk in range(RUNNING_LEAVES, LEAVES):
-            events = await _history(orchestrator, wire.leaf_id_of(batch.id, chunk))
+            events = await _history(orch, wire.leaf_id_of(batch.id, chunk))
             assert _go_signals(events) == [], chunk
-            assert (
-                _first(events, EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED)
-                is None
-            )
-        final = await orchestrator.get_batch(batch.id)
+            start = EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED
+            assert _first(events, start) is None, chunk
+        final = await orch.get_batch(batch.id)
         assert final.metadata.status == "cancelled"
         assert final.metadata.cancelled == LEAVES * CHUNK, final.metadata
-    finally:
-        await orchestrator.close()
