@@ -14,6 +14,10 @@ each) and writes their histories to ``tests/histories/``:
 * ``batch_root.json`` and ``batch_root_part0.json``: a batch of five tasks split into leaves
   of two (``batch_chunk_size=2``): the root, which gets its payloads by ``add_chunk`` updates,
   and its first leaf, which reports its progress to the root.
+* ``batch_root_paced.json`` and ``batch_root_paced_part3.json``: a batch of eight tasks in
+  leaves of two: the root of its four leaves, of which only ``RUNNING_LEAVES`` (three) run
+  tasks at once, and its fourth leaf, which waits until the root, once a leaf has reported
+  its end, lets it start its tasks (``leaf_go``).
 * ``batch_cancelled.json``: a batch cancelled with ``cancel_batch`` while its tasks run slow
   turns; it cancels them by a local activity (``factorial.workflows._cancel``).
 * ``batch_root_cancelled.json`` and ``batch_root_cancelled_part0.json``: the root of a batch
@@ -93,9 +97,10 @@ from factorial import (
     deferred_tool,
     forking_tool,
 )
+from factorial._batches import RUNNING_LEAVES
 from factorial._ids import events_workflow_id
 from factorial._streams import open_stream
-from factorial._wire import RUN_TURN_ACTIVITY, TurnExecution, leaf_id_of
+from factorial._wire import LEAF_GO_SIGNAL, RUN_TURN_ACTIVITY, TurnExecution, leaf_id_of
 from factorial.devserver import DevServer
 from factorial.events import EventStreamConfig
 from factorial.testing import ScriptedModel, call_tool, reply
@@ -118,6 +123,8 @@ FANOUT_CHILD = "fanout_child"  # an agent only, not a recorded scenario
 BATCH_LEAF = "batch_leaf"
 BATCH_ROOT = "batch_root"
 BATCH_ROOT_PART0 = "batch_root_part0"
+BATCH_ROOT_PACED = "batch_root_paced"
+BATCH_ROOT_PACED_PART3 = "batch_root_paced_part3"
 BATCH_CANCELLED = "batch_cancelled"
 BATCH_ROOT_CANCELLED = "batch_root_cancelled"
 BATCH_ROOT_CANCELLED_PART0 = "batch_root_cancelled_part0"
@@ -136,8 +143,10 @@ BASE_SCENARIOS = (
     BATCH_ROOT_CANCELLED_PART0,
     OWNER_EVENTS,
 )
+#: Recorded since: a root whose leaves run ``RUNNING_LEAVES`` at a time, and a waiting leaf.
+PACED_SCENARIOS = (BATCH_ROOT_PACED, BATCH_ROOT_PACED_PART3)
 #: Every recorded history.
-SCENARIOS = (*BASE_SCENARIOS, *FEATURE_SCENARIOS)
+SCENARIOS = (*BASE_SCENARIOS, *PACED_SCENARIOS, *FEATURE_SCENARIOS)
 V01_DIR = HISTORIES_DIR / "v0.1"
 OLDER_DIR = HISTORIES_DIR / "older"
 BEFORE_OPS_DIR = HISTORIES_DIR / "before_ops"
@@ -220,6 +229,7 @@ def build_agents(prefix: str) -> dict[str, Agent]:
         CANCELLED: _slow_agent(f"{prefix}_cancelled"),
         BATCH_LEAF: _batch_agent(f"{prefix}_batch_leaf"),
         BATCH_ROOT: _batch_agent(f"{prefix}_batch_root"),
+        BATCH_ROOT_PACED: _batch_agent(f"{prefix}_batch_root_paced"),
         BATCH_CANCELLED: _slow_agent(f"{prefix}_batch_cancelled"),
         BATCH_ROOT_CANCELLED: _slow_agent(f"{prefix}_batch_root_cancelled"),
         OWNER_EVENTS: Agent(name=f"{prefix}_owner_events", model=ScriptedModel([reply("2")])),
@@ -384,6 +394,37 @@ async def run_batch_root(orch: Orchestrator, agent: Agent, owner: str) -> dict[s
     return {BATCH_ROOT: batch.id, BATCH_ROOT_PART0: leaf_id_of(batch.id, 0)}
 
 
+async def run_batch_root_paced(orch: Orchestrator, agent: Agent, owner: str) -> dict[str, str]:
+    """Eight two-turn tasks in leaves of two: four leaves, the fourth waiting for ``leaf_go``."""
+    chunked = Orchestrator(client=await orch.client(), batch_chunk_size=BATCH_CHUNK_SIZE)
+    chunked.register_runner(agent=agent)  # the default config, as in ``record_all``
+    try:
+        payloads = [AgentContext(query=f"What is 2 + 3? ({i})") for i in range(8)]
+        batch = await chunked.enqueue_batch(agent=agent, owner_id=owner, payloads=payloads)
+    finally:
+        await chunked.close()
+    assert len(batch.task_ids) == 8 and batch.metadata.max_progress == 16, batch
+    await _batch_result(orch, batch.id)
+    assert RUNNING_LEAVES == 3, "part3 is no longer the first waiting leaf"
+    waiting = leaf_id_of(batch.id, RUNNING_LEAVES)
+    history = await (await orch.client()).get_workflow_handle(waiting).fetch_history()
+    # Told to go once, before it started either of its tasks.
+    assert leaf_steps(history) == ["go", "start", "start"], leaf_steps(history)
+    return {BATCH_ROOT_PACED: batch.id, BATCH_ROOT_PACED_PART3: waiting}
+
+
+def leaf_steps(history: WorkflowHistory) -> list[str]:
+    """A leaf's ``leaf_go`` signals (``go``) and task starts (``start``), in order."""
+    steps = []
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
+            steps.append("start")
+        elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+            if event.workflow_execution_signaled_event_attributes.signal_name == LEAF_GO_SIGNAL:
+                steps.append("go")
+    return steps
+
+
 async def run_batch_cancelled(orch: Orchestrator, agent: Agent, owner: str) -> dict[str, str]:
     """Cancelled with ``cancel_batch`` while every task's first (slow) turn runs."""
     payloads = [AgentContext(query=f"Think about it. ({i})") for i in range(2)]
@@ -439,6 +480,7 @@ async def run_owner_events(orch: Orchestrator, agent: Agent, owner: str) -> dict
 _BATCH_RUNNERS = {
     BATCH_LEAF: run_batch_leaf,
     BATCH_ROOT: run_batch_root,
+    BATCH_ROOT_PACED: run_batch_root_paced,
     BATCH_CANCELLED: run_batch_cancelled,
     BATCH_ROOT_CANCELLED: run_batch_root_cancelled,
     OWNER_EVENTS: run_owner_events,

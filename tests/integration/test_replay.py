@@ -23,7 +23,7 @@ from temporalio.workflow import NondeterminismError
 
 from factorial import Orchestrator
 from factorial._converter import DATA_CONVERTER
-from factorial._wire import BATCH_WORKFLOW, TurnExecution
+from factorial._wire import BATCH_WORKFLOW, LEAF_GO_SIGNAL, TurnExecution
 from factorial._workers import workflow_runner
 from factorial.workflows import (
     AgentTaskWorkflow,
@@ -46,6 +46,8 @@ from tests.record_histories import (
     BATCH_ROOT,
     BATCH_ROOT_CANCELLED,
     BATCH_ROOT_CANCELLED_PART0,
+    BATCH_ROOT_PACED,
+    BATCH_ROOT_PACED_PART3,
     BATCH_ROOT_PART0,
     BEFORE_OPS_DIR,
     CANCELLED,
@@ -55,6 +57,7 @@ from tests.record_histories import (
     OLDER_DIR,
     SCENARIOS,
     V01_DIR,
+    leaf_steps,
     load_history,
     record_all,
 )
@@ -226,9 +229,10 @@ async def test_replay_detects_nondeterminism() -> None:
         await replay(history)
 
 
-@pytest.mark.parametrize("scenario", [BATCH_LEAF, BATCH_ROOT_PART0])
+@pytest.mark.parametrize("scenario", [BATCH_LEAF, BATCH_ROOT_PART0, BATCH_ROOT_PACED_PART3])
 async def test_batch_replay_detects_nondeterminism(scenario: str) -> None:
-    """A leaf whose first child had another workflow type fails (lone leaf, leaf of a root)."""
+    """A leaf whose first child had another workflow type fails (lone leaf, leaf of a root,
+    leaf that waited for ``leaf_go``)."""
     history = load_history(HISTORIES_DIR / f"{scenario}.json")
     initiated = next(
         e
@@ -249,6 +253,20 @@ def test_histories_keep_their_workflow_ids() -> None:
     assert leaf.workflow_id == f"{root.workflow_id}-part0"
     task = load_history(HISTORIES_DIR / f"{SCENARIOS[0]}.json")
     assert task.workflow_id == SCENARIOS[0]
+
+
+def test_paced_histories_hold_the_leaf_go_path() -> None:
+    """The root told its fourth leaf to go, which started its tasks only then."""
+    root = load_history(HISTORIES_DIR / f"{BATCH_ROOT_PACED}.json")
+    leaf = load_history(HISTORIES_DIR / f"{BATCH_ROOT_PACED_PART3}.json")
+    sent = [
+        event.signal_external_workflow_execution_initiated_event_attributes
+        for event in root.events
+        if event.event_type == EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED
+    ]
+    released = [s.workflow_execution.workflow_id for s in sent if s.signal_name == LEAF_GO_SIGNAL]
+    assert released == [leaf.workflow_id] == [f"{root.workflow_id}-part3"]
+    assert leaf_steps(leaf) == ["go", "start", "start"]
 
 
 async def record_fresh(
