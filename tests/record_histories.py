@@ -12,8 +12,8 @@ each) and writes their histories to ``tests/histories/``:
 * ``batch_leaf.json``: a batch of three tasks (``max_turns=2``: a tool call, then a reply)
   small enough to be a single leaf, its own root.
 * ``batch_root.json`` and ``batch_root_part0.json``: a batch of five tasks split into leaves
-  of two (``batch_chunk_size=2``): the root, which gets its payloads by ``add_chunk`` updates,
-  and its first leaf, which reports its progress to the root.
+  of two (``batch_chunk_size=2``): the root, started after its leaves (which hold the
+  payloads), and its first leaf, which reports its progress to the root.
 * ``batch_root_paced.json`` and ``batch_root_paced_part3.json``: a batch of eight tasks in
   leaves of two: the root of its four leaves, of which only ``RUNNING_LEAVES`` (three) run
   tasks at once, and its fourth leaf, which waits until the root, once a leaf has reported
