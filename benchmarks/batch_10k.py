@@ -37,8 +37,10 @@ Fields of each run in the JSON (``--output``, ``benchmarks/results/latest.json``
 
 * ``wall_s``: from the first enqueue/start call until everything is done; ``turns_per_s``:
   turns the worker ran (model calls or activity executions) / ``wall_s``;
-* ``peak_worker_rss_mb``: the worker's ``VmHWM``; ``server_cpu_s`` / ``worker_cpu_s``: user +
-  system CPU seconds of the server and the worker during ``wall_s``;
+* ``peak_worker_rss_mb``: the worker's ``VmHWM``; ``worker_rss``: its ``VmRSS`` each second,
+  reduced to the largest of each tenth of the run and when it peaked (``benchmarks._rss``);
+  ``server_cpu_s`` / ``worker_cpu_s``: user + system CPU seconds of the server and the worker
+  during ``wall_s``;
 * ``completed``: task workflows that completed (visibility);
 * ``first_tenth_rate`` / ``last_tenth_rate``: tasks/s of the first and the last tenth of
   completions (from the task workflows' close times, sorted: (N/10) / (close of the
@@ -95,6 +97,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from benchmarks._rss import RssSampler
 from benchmarks.raw_workflows import RAW_LOCAL_WORKFLOW, RAW_TREE_WORKFLOW, RAW_WORKFLOW, TreeInput
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -491,6 +494,7 @@ async def run_system(
     # Factorial's converter: a large batch's result is compressed by its payload codec.
     client = await Client.connect(server.address, data_converter=DATA_CONVERTER)
     process = start_worker(system, server.address, args.max_turns, workdir)
+    rss = RssSampler(process.pid)
     orchestrator = None
     try:
         if kind == "factorial":
@@ -499,6 +503,7 @@ async def run_system(
         queue = factorial_task_queue(system) if orchestrator else raw_task_queue(system)
         await wait_for_pollers(client, queue, process, workdir / f"{system}-worker.log")
         start = await Mark.take(server, process, start=True)
+        rss.start()
         if orchestrator is not None:
             launched = await launch_factorial(system, args, client, orchestrator, tag)
         else:
@@ -507,9 +512,12 @@ async def run_system(
         end = await Mark.take(server, process, start=False)
         # The batch workflow may still have a workflow task to run: keep the worker for it.
         outcome = await launched.outcome() if launched.outcome is not None else {}
+        worker_rss = await rss.stop()
         worker = stop_worker(process, workdir, system)
         result = measure(system, args, start, end, worker, launched.info, timeline)
         result.update(outcome)
+        result["worker_rss"] = worker_rss
+        print_rss(system, worker_rss)
         closes = await close_times(client, launched.task_query, args.tasks)
         result["completed"] = len(closes)
         result.update(tenth_rates([close for close, _ in closes], start.clock))
@@ -520,9 +528,21 @@ async def run_system(
         result.update(check_log(server.log_file, start.log_offset, kind))
         return result
     finally:
+        await rss.stop()
         stop_process(process)
         if orchestrator is not None:
             await orchestrator.close()
+
+
+def print_rss(system: str, rss: dict[str, Any]) -> None:
+    """One line: the worker's largest RSS in each tenth of the run, and when it peaked."""
+    if rss:
+        tenths = " ".join("-" if mb is None else f"{mb:.0f}" for mb in rss["max_mb_by_tenth"])
+        print(
+            f"  {system}: worker RSS MB by tenth of the run: {tenths}; peak "
+            f"{rss['peak_mb']:.0f} MB at {rss['peak_at_s']:.0f}s ({rss['peak_phase']})",
+            flush=True,
+        )
 
 
 def measure(
