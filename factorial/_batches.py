@@ -173,9 +173,7 @@ async def start_batch(
     ``once`` (an idempotent batch's memo): starts use the workflow running under their id,
     and a failed start is not undone (other callers share the leaves; the key retries it).
     """
-    running = min(len(chunks), RUNNING_LEAVES)
-    window = max(1, math.ceil(max_running / running))
-    starting = max(1, min(window, math.ceil(MAX_STARTING / running)))
+    running, window, starting = shares(len(chunks), max_running)
     summary = f"batch of {base.total_tasks} {base.agent_name} tasks for {base.owner_id}"
     if len(chunks) == 1:
         update = {"payloads": chunks[0], "max_running": window, "max_starting": starting}
@@ -206,6 +204,18 @@ async def start_batch(
         # Best effort: leave no leaf of a batch that failed to start running.
         await cancel_each(client, started, best_effort=True)
         raise
+
+
+def shares(leaves: int, max_running: int) -> tuple[int, int, int]:
+    """How a batch of ``leaves`` leaves runs at most ``max_running`` tasks at once.
+
+    Returns the leaves that run tasks at a time, each one's window of running tasks (together
+    never more than ``max_running``) and each one's task starts in flight.
+    """
+    running = min(leaves, RUNNING_LEAVES, max_running)
+    window = max_running // running
+    starting = max(1, min(window, math.ceil(MAX_STARTING / running)))
+    return running, window, starting
 
 
 def _leaves(

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
 from factorial import _wire as wire
-from factorial._batches import MAX_ROOT_REPORTS, MIN_LEAF_REPORTS, RUNNING_LEAVES, _leaves
+from factorial._batches import (
+    MAX_ROOT_REPORTS,
+    MIN_LEAF_REPORTS,
+    RUNNING_LEAVES,
+    _leaves,
+    shares,
+)
 
 
 def plan(tasks: int, chunk: int, max_turns: int | None = 3) -> list[wire.BatchInput]:
@@ -62,3 +70,12 @@ def test_every_leaf_reports_a_few_times_however_many_leaves() -> None:
 
 def test_small_batches_report_every_change() -> None:
     assert {(leaf.report_step, leaf.report_first) for leaf in plan(40, 10)} == {(1, 1)}
+
+
+@pytest.mark.parametrize("leaves", [1, 2, 3, 5, 50, 100])
+@pytest.mark.parametrize("max_running", [1, 2, 3, 4, 100, 200, 500])
+def test_running_leaves_never_run_more_than_the_bound(leaves: int, max_running: int) -> None:
+    running, window, starting = shares(leaves, max_running)
+    assert 1 <= running <= min(leaves, RUNNING_LEAVES)
+    assert 1 <= window and running * window <= max_running
+    assert 1 <= starting <= window
