@@ -90,6 +90,7 @@ from factorial import (
     Agent,
     AgentContext,
     AgentWorkerConfig,
+    Batch,
     ExecutionContext,
     Orchestrator,
     TaskCancelledError,
@@ -379,32 +380,30 @@ async def run_batch_leaf(orch: Orchestrator, agent: Agent, owner: str) -> dict[s
     return {BATCH_LEAF: batch.id}
 
 
-async def run_batch_root(orch: Orchestrator, agent: Agent, owner: str) -> dict[str, str]:
-    """Five two-turn tasks in leaves of two: a root with three leaves."""
+async def _chunked_batch(orch: Orchestrator, agent: Agent, owner: str, count: int) -> Batch:
+    """``count`` two-turn tasks in leaves of ``BATCH_CHUNK_SIZE``, run to completion."""
     # A second orchestrator on the same client only enqueues; ``orch``'s workers run it all.
     chunked = Orchestrator(client=await orch.client(), batch_chunk_size=BATCH_CHUNK_SIZE)
     chunked.register_runner(agent=agent)  # the default config, as in ``record_all``
     try:
-        payloads = [AgentContext(query=f"What is 2 + 3? ({i})") for i in range(5)]
+        payloads = [AgentContext(query=f"What is 2 + 3? ({i})") for i in range(count)]
         batch = await chunked.enqueue_batch(agent=agent, owner_id=owner, payloads=payloads)
     finally:
         await chunked.close()
-    assert len(batch.task_ids) == 5 and batch.metadata.max_progress == 10, batch
+    assert len(batch.task_ids) == count and batch.metadata.max_progress == 2 * count, batch
     await _batch_result(orch, batch.id)
+    return batch
+
+
+async def run_batch_root(orch: Orchestrator, agent: Agent, owner: str) -> dict[str, str]:
+    """Five two-turn tasks in leaves of two: a root with three leaves."""
+    batch = await _chunked_batch(orch, agent, owner, 5)
     return {BATCH_ROOT: batch.id, BATCH_ROOT_PART0: leaf_id_of(batch.id, 0)}
 
 
 async def run_batch_root_paced(orch: Orchestrator, agent: Agent, owner: str) -> dict[str, str]:
     """Eight two-turn tasks in leaves of two: four leaves, the fourth waiting for ``leaf_go``."""
-    chunked = Orchestrator(client=await orch.client(), batch_chunk_size=BATCH_CHUNK_SIZE)
-    chunked.register_runner(agent=agent)  # the default config, as in ``record_all``
-    try:
-        payloads = [AgentContext(query=f"What is 2 + 3? ({i})") for i in range(8)]
-        batch = await chunked.enqueue_batch(agent=agent, owner_id=owner, payloads=payloads)
-    finally:
-        await chunked.close()
-    assert len(batch.task_ids) == 8 and batch.metadata.max_progress == 16, batch
-    await _batch_result(orch, batch.id)
+    batch = await _chunked_batch(orch, agent, owner, 8)
     assert RUNNING_LEAVES == 3, "part3 is no longer the first waiting leaf"
     waiting = leaf_id_of(batch.id, RUNNING_LEAVES)
     history = await (await orch.client()).get_workflow_handle(waiting).fetch_history()
