@@ -4,6 +4,8 @@
 samples ``VmRSS`` in the background of the benchmark's event loop while a system runs, and
 ``summary`` reduces the samples to the largest in each tenth of the run and where the largest
 of all fell (the start's ramp-up, the steady state, or the end).
+``proc_status_kb`` reads one field of a process's ``/proc`` status (``batch_10k`` reads
+``VmHWM`` with it too).
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ from typing import Any
 INTERVAL = 1.0
 
 
-def vm_rss_kb(pid: int) -> int | None:
-    """``VmRSS`` of process ``pid`` in kB, or None once it is gone."""
+def proc_status_kb(pid: int, field: str) -> int | None:
+    """A ``kB`` field (``VmHWM``, ``VmRSS``) of ``/proc/<pid>/status``; None once it is gone."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     except OSError:
         return None
@@ -51,7 +53,7 @@ class RssSampler:
 
     async def _sample(self) -> None:
         begin = time.monotonic()
-        while (kb := vm_rss_kb(self.pid)) is not None:
+        while (kb := proc_status_kb(self.pid, "VmRSS")) is not None:
             self.samples.append((time.monotonic() - begin, kb))
             await asyncio.sleep(INTERVAL)
 

@@ -97,7 +97,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchmarks._rss import RssSampler
+from benchmarks._rss import RssSampler, proc_status_kb
 from benchmarks.raw_workflows import RAW_LOCAL_WORKFLOW, RAW_TREE_WORKFLOW, RAW_WORKFLOW, TreeInput
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -308,17 +308,6 @@ def stop_worker(process: subprocess.Popen[bytes], workdir: Path, system: str) ->
 
 
 # -- /proc, the server log and the server's metrics -------------------------------------------
-
-
-def proc_status_kb(pid: int, field: str) -> int | None:
-    """A ``kB`` field (``VmHWM``, ``VmRSS``) of ``/proc/<pid>/status``."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
 
 
 def proc_cpu_seconds(pid: int | None) -> float | None:

@@ -6,7 +6,7 @@ import asyncio
 import os
 import sys
 
-from benchmarks._rss import RssSampler, summary, vm_rss_kb
+from benchmarks._rss import RssSampler, proc_status_kb, summary
 
 
 def test_summary_keeps_each_tenths_largest_sample_and_the_peaks_phase() -> None:
@@ -43,7 +43,7 @@ async def test_sampler_reads_a_live_process_and_stops() -> None:
 async def test_sampler_of_a_gone_process_has_no_samples() -> None:
     child = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
     await child.wait()
-    assert vm_rss_kb(child.pid) is None
+    assert proc_status_kb(child.pid, "VmRSS") is None
     sampler = RssSampler(child.pid)
     sampler.start()
     await asyncio.sleep(0)
