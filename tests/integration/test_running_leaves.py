@@ -10,9 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
 
-from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHistory
 
 from factorial import Agent, AgentWorkerConfig, Orchestrator
 from factorial import _wire as wire
@@ -22,6 +21,7 @@ from factorial.task import Batch
 from factorial.testing import Reply, ScriptedModel, call_tool, reply
 from tests.conftest import has_event
 from tests.ledger import EventLedger
+from tests.record_histories import leaf_steps
 
 QUICK = AgentWorkerConfig(initial_backoff=0.1, max_backoff=0.2, heartbeat_timeout=5)
 #: Ten tasks in leaves of two: five leaves, two of which wait.
@@ -33,30 +33,21 @@ def noop() -> str:
     return "ok"
 
 
-async def _history(orchestrator: Orchestrator, workflow_id: str) -> list[Any]:
+async def _history(orchestrator: Orchestrator, workflow_id: str) -> WorkflowHistory:
     client = await orchestrator.client()
-    return [e async for e in client.get_workflow_handle(workflow_id).fetch_history_events()]
+    return await client.get_workflow_handle(workflow_id).fetch_history()
 
 
-def _first(events: list[Any], event_type: int) -> int | None:
-    return next((i for i, e in enumerate(events) if e.event_type == event_type), None)
-
-
-def _go_signals(events: list[Any]) -> list[int]:
-    """Positions of the ``leaf_go`` signals a leaf received."""
-    return [
-        i
-        for i, e in enumerate(events)
-        if e.HasField("workflow_execution_signaled_event_attributes")
-        and e.workflow_execution_signaled_event_attributes.signal_name == wire.LEAF_GO_SIGNAL
-    ]
+async def _leaf_steps(orchestrator: Orchestrator, batch_id: str, chunk: int) -> list[str]:
+    """Leaf ``chunk``'s ``leaf_go`` signals and task starts, in order (``leaf_steps``)."""
+    return leaf_steps(await _history(orchestrator, wire.leaf_id_of(batch_id, chunk)))
 
 
 async def _root_order(orchestrator: Orchestrator, batch_id: str) -> list[str]:
     """The root's history as ``final`` (a leaf reported its end) and ``go:<leaf>`` steps."""
     client = await orchestrator.client()
     steps = []
-    for event in await _history(orchestrator, batch_id):
+    for event in (await _history(orchestrator, batch_id)).events:
         if event.HasField("workflow_execution_signaled_event_attributes"):
             signaled = event.workflow_execution_signaled_event_attributes
             if signaled.signal_name == wire.LEAF_REPORT_SIGNAL:
@@ -100,16 +91,13 @@ async def test_waiting_leaves_start_when_the_root_lets_them(temporal_server, uni
         ledger.assert_exactly_once(batch.task_ids, batch_ids=[batch.id], expected="completed")
 
         for chunk in range(LEAVES):
-            events = await _history(orch, wire.leaf_id_of(batch.id, chunk))
-            go = _go_signals(events)
-            first_start = _first(
-                events, EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED
-            )
-            assert first_start is not None, chunk
+            steps = await _leaf_steps(orch, batch.id, chunk)
+            assert "start" in steps, (chunk, steps)
             if chunk < RUNNING_LEAVES:
-                assert go == [], chunk
+                assert "go" not in steps, (chunk, steps)
             else:
-                assert len(go) == 1 and go[0] < first_start, (chunk, go, first_start)
+                assert steps.count("go") == 1, (chunk, steps)
+                assert steps.index("go") < steps.index("start"), (chunk, steps)
 
         # The root lets leaf k go only once k - RUNNING_LEAVES + 1 leaves have ended.
         steps = await _root_order(orch, batch.id)
@@ -144,10 +132,7 @@ async def test_a_cancelled_batch_lets_no_waiting_leaf_start(temporal_server, uni
         ledger.assert_exactly_once(started, batch_ids=[batch.id], expected="cancelled")
 
         for chunk in range(RUNNING_LEAVES, LEAVES):
-            events = await _history(orch, wire.leaf_id_of(batch.id, chunk))
-            assert _go_signals(events) == [], chunk
-            start = EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED
-            assert _first(events, start) is None, chunk
+            assert await _leaf_steps(orch, batch.id, chunk) == [], chunk  # no go, no start
         final = await orch.get_batch(batch.id)
         assert final.metadata.status == "cancelled"
         assert final.metadata.cancelled == LEAVES * CHUNK, final.metadata
