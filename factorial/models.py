@@ -14,14 +14,13 @@ import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-import openai
-
 from factorial._model_types import ModelRequest, ModelResponse, ToolCall
-from factorial._openai import chat_completion, chat_completion_stream
 from factorial._usage import TokenUsage
 from factorial.errors import UserError
 
 if TYPE_CHECKING:
+    import openai
+
     from factorial._fallback import FallbackModel, fallback_models
 
 __all__ = [
@@ -130,6 +129,8 @@ class Model:
             ModelHTTPError: The provider answered with an error status or not at all.
             ModelBehaviorError: The provider's answer cannot be used.
         """
+        from factorial._openai import chat_completion
+
         return await chat_completion(clients.client_for(self), self, request)
 
     async def stream(
@@ -151,6 +152,8 @@ class Model:
             if response.content:
                 on_text(response.content)
             return response
+        from factorial._openai import chat_completion_stream
+
         return await chat_completion_stream(clients.client_for(self), self, request, on_text)
 
     def _key(self) -> tuple[str, str, str, str | None]:
@@ -259,6 +262,8 @@ class ModelClients:
         cache_key = (base_url, api_key)
         client = self._clients.get(cache_key)
         if client is None:
+            import openai  # on first use: a worker whose models are not OpenAI's never loads it
+
             client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0)
             self._clients[cache_key] = client
         return client

@@ -69,3 +69,21 @@ def test_a_workflow_module_does_not_load_the_client_side() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_worker_loads_openai_only_for_a_model_that_uses_it() -> None:
+    """The OpenAI library is about 20 MB of a worker's memory: a worker whose agents use
+    their own ``Model`` subclass (a scripted one here) never imports it; the first
+    OpenAI-compatible client does."""
+    code = (
+        "import sys, factorial, factorial._workers, factorial.activities.turn;"
+        "from factorial import Agent, AgentWorkerConfig, Orchestrator;"
+        "from factorial.models import ModelClients, gpt_41_mini;"
+        "from factorial.testing import ScriptedModel;"
+        "Agent(name='a', instructions='x', model=ScriptedModel([]));"
+        "assert 'openai' not in sys.modules, 'loaded at import';"
+        "ModelClients(api_keys={'openai': 'k'}).client_for(gpt_41_mini);"
+        "assert 'openai' in sys.modules"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
