@@ -6,6 +6,12 @@ concurrent turns of one owner cost about one signal (and one workflow task) inst
 hundred. A turn still waits until its own events are confirmed before it returns, so they
 land before anything its workflow publishes afterwards.
 
+An owner's stream gets at most one signal per ``FLUSH_SPACING`` from this process: a flush
+that comes sooner after the last one waits out the rest of it, and every turn that ended
+meanwhile goes in the same signal. An idle owner's flush goes at once. At the benchmark's load
+(W(1000, 3), about 80 turns a second) one signal carried 3.4 turns without the spacing: the
+turns that ended while the last signal was in flight.
+
 Events go through ``WorkflowStreamClient`` (its batching, retries and per-publisher dedup);
 a turn that is retried publishes its own events again, as they happened again. A stream that
 is not running (closed while idle, or never started) is (re)started by ``open_stream`` and
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -43,6 +50,8 @@ from factorial.events import EVENTS_TOPIC, EventStreamConfig
 logger = logging.getLogger(__name__)
 
 _MAX_STREAMS = 1_000
+#: Shortest time between two signals to one owner's stream from this process (seconds).
+FLUSH_SPACING = 0.1
 #: How long one flush is retried before its events count as lost (see ``PUBLISHER_TTL``).
 FLUSH_RETRY = timedelta(minutes=2)
 
@@ -62,27 +71,44 @@ async def _send_to_stream(
 
 
 class EventStreams:
-    """One shared stream client per owner in this process (least recently used evicted)."""
+    """One shared stream client per owner in this process (least recently used evicted).
+
+    Published events wait in ``_staged`` until a flush hands them to the stream client: its
+    own flush sends whatever it holds, so events staged during the spacing would otherwise go
+    with the signal in flight before the spacing ends.
+    """
 
     def __init__(self, client: Client, config: EventStreamConfig) -> None:
         self._client = client
         self._config = config
         self._streams: OrderedDict[str, WorkflowStreamClient] = OrderedDict()
+        self._staged: dict[str, list[dict[str, Any]]] = {}
         self._unflushed: set[str] = set()
+        self._last_flush: dict[str, float] = {}
 
     def publisher(self, owner_id: str) -> Callable[[dict[str, Any]], None]:
         """A sink that buffers one event dict for ``owner_id``'s stream."""
-        topic = self._stream(owner_id).topic(EVENTS_TOPIC)
 
         def publish(event: dict[str, Any]) -> None:
             self._unflushed.add(owner_id)
-            topic.publish(event)
+            self._staged.setdefault(owner_id, []).append(event)
 
         return publish
 
     async def flush(self, owner_id: str) -> None:
-        """Send everything buffered for the owner and wait for the server to confirm it."""
-        await _send_to_stream(self._client, owner_id, self._config, self._stream(owner_id).flush)
+        """Send everything buffered for the owner and wait for the server to confirm it.
+
+        Within ``FLUSH_SPACING`` of the owner's last flush, wait out the rest of it first.
+        """
+        wait = self._last_flush.get(owner_id, -FLUSH_SPACING) + FLUSH_SPACING - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self._last_flush[owner_id] = time.monotonic()
+        stream = self._stream(owner_id)
+        topic = stream.topic(EVENTS_TOPIC)
+        for event in self._staged.pop(owner_id, ()):
+            topic.publish(event)
+        await _send_to_stream(self._client, owner_id, self._config, stream.flush)
         self._unflushed.discard(owner_id)
 
     def _stream(self, owner_id: str) -> WorkflowStreamClient:
@@ -101,6 +127,7 @@ class EventStreams:
         for owner_id in list(self._streams)[: len(self._streams) - _MAX_STREAMS]:
             if owner_id not in self._unflushed:
                 del self._streams[owner_id]
+                self._last_flush.pop(owner_id, None)
 
 
 class StreamActivities:
