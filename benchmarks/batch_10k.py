@@ -30,7 +30,8 @@ Systems:
 * ``raw-local``: the same with ``workflow.execute_local_activity``.
 * ``raw-tree`` (not in the default list): the raw-activity workflows started as child
   workflows of parents of ``--chunk-size`` children each, the parents started by the client;
-  what a batch's tree costs without anything else of Factorial's.
+  what a batch's tree costs without anything else of Factorial's. ``raw-tree-local``: the
+  same with raw-local's workflows as the children.
 
 Fields of each run in the JSON (``--output``, ``benchmarks/results/latest.json``), top-level
 ``runs`` list:
@@ -113,6 +114,7 @@ SYSTEMS: dict[str, tuple[str, str]] = {
     "raw-activity": ("raw", "activity"),
     "raw-local": ("raw", "local"),
     "raw-tree": ("raw", "tree"),
+    "raw-tree-local": ("raw", "tree-local"),
 }
 #: The raw baselines first: what a server holding more finished workflows costs counts
 #: against Factorial, not for it.
@@ -698,19 +700,21 @@ async def launch_raw(system: str, args: argparse.Namespace, client: Any, tag: st
     prefix = f"{system}-{tag}-"
     queue = raw_task_queue(system)
     started = time.monotonic()
-    if mode == "tree":
+    task_type = RAW_LOCAL_WORKFLOW if mode.endswith("local") else RAW_WORKFLOW
+    if mode.startswith("tree"):
         fanout = args.chunk_size
         starts = [
             (
                 RAW_TREE_WORKFLOW,
-                TreeInput(prefix, first, min(fanout, args.tasks - first), args.max_turns),
+                TreeInput(
+                    prefix, first, min(fanout, args.tasks - first), args.max_turns, task_type
+                ),
                 f"{prefix}parent{first // fanout}",
             )
             for first in range(0, args.tasks, fanout)
         ]
     else:
-        workflow_type = RAW_LOCAL_WORKFLOW if mode == "local" else RAW_WORKFLOW
-        starts = [(workflow_type, args.max_turns, f"{prefix}{i}") for i in range(args.tasks)]
+        starts = [(task_type, args.max_turns, f"{prefix}{i}") for i in range(args.tasks)]
     for first in range(0, len(starts), START_CHUNK):
         await asyncio.gather(
             *(
@@ -720,7 +724,6 @@ async def launch_raw(system: str, args: argparse.Namespace, client: Any, tag: st
         )
     start_s = time.monotonic() - started
     print(f"  started {len(starts)} workflows in {start_s:.1f}s", flush=True)
-    task_type = RAW_LOCAL_WORKFLOW if mode == "local" else RAW_WORKFLOW
     task_query = f"WorkflowType='{task_type}' AND WorkflowId STARTS_WITH '{prefix}'"
     running_query = f"WorkflowId STARTS_WITH '{prefix}' AND ExecutionStatus='Running'"
     done_query = f"{task_query} AND ExecutionStatus='Completed'"
@@ -733,7 +736,7 @@ async def launch_raw(system: str, args: argparse.Namespace, client: Any, tag: st
         return False, done, f"{done} tasks completed"
 
     shares = {}
-    if mode == "tree":
+    if mode.startswith("tree"):
         shares["parents"] = (
             f"WorkflowType='{RAW_TREE_WORKFLOW}' AND WorkflowId STARTS_WITH '{prefix}'"
         )

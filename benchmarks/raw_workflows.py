@@ -62,6 +62,8 @@ class TreeInput:
     first: int
     count: int
     turns: int
+    #: The children's workflow type: ``RawTurns``, or ``RawLocalTurns`` for raw-tree-local.
+    child: str = RAW_WORKFLOW
 
 
 @workflow.defn(name=RAW_TREE_WORKFLOW)
@@ -73,7 +75,7 @@ class RawTree:
         children = range(inp.first, inp.first + inp.count)
         await asyncio.gather(
             *(
-                workflow.execute_child_workflow(RAW_WORKFLOW, inp.turns, id=f"{inp.prefix}{i}")
+                workflow.execute_child_workflow(inp.child, inp.turns, id=f"{inp.prefix}{i}")
                 for i in children
             )
         )
