@@ -1,7 +1,8 @@
 """Record workflow histories for the replay tests: ``python -m tests.record_histories``.
 
-Starts a local dev server, runs scripted tasks, batches and an event stream (one scenario
-each) and writes their histories to ``tests/histories/``:
+Starts a local dev server, runs scripted tasks (``tests.history_tasks``), batches and an event
+stream (``tests.history_batches``), one scenario each, and writes their histories to
+``tests/histories/``:
 
 * ``agent_task_basic.json``: a tool call, then a final reply.
 * ``agent_task_steer_deferred.json``: a deferred tool call; while the task waits for its
@@ -78,33 +79,22 @@ import asyncio
 import gzip
 import json
 import sys
-from collections.abc import Awaitable, Callable, Collection
-from datetime import timedelta
+from collections.abc import Collection
 from pathlib import Path
 
-from temporalio.api.enums.v1 import EventType, PendingActivityState, PendingWorkflowTaskState
-from temporalio.client import WorkflowExecutionStatus, WorkflowHistory
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHistory
 
-from factorial import (
-    Agent,
-    AgentContext,
-    AgentWorkerConfig,
-    Batch,
-    ExecutionContext,
-    Orchestrator,
-    TaskCancelledError,
-    TaskStatus,
-    deferred_tool,
-    forking_tool,
-)
-from factorial._batches import RUNNING_LEAVES
-from factorial._ids import events_workflow_id
-from factorial._streams import open_stream
-from factorial._wire import LEAF_GO_SIGNAL, RUN_TURN_ACTIVITY, TurnExecution, leaf_id_of
+from factorial import Agent, Orchestrator
+from factorial._wire import TurnExecution
 from factorial.devserver import DevServer
-from factorial.events import EventStreamConfig
-from factorial.testing import ScriptedModel, call_tool, reply
+from tests.history_batches import (
+    BASE_BATCH_SCENARIOS,
+    BATCH_RUNNERS,
+    CANCELED_BATCH_SCENARIOS,
+    PACED_SCENARIOS,
+    build_batch_agents,
+)
 from tests.history_features import (
     FAILED_SCENARIOS,
     FEATURE_BATCH_RUNNERS,
@@ -114,38 +104,11 @@ from tests.history_features import (
     build_feature_agents,
     config_of,
 )
+from tests.history_tasks import CANCELLED, TASK_RUNNERS, TASK_SCENARIOS, build_task_agents
 
 HISTORIES_DIR = Path(__file__).resolve().parent / "histories"
-BASIC = "agent_task_basic"
-STEER_DEFERRED = "agent_task_steer_deferred"
-CANCELLED = "agent_task_cancelled"
-FANOUT = "agent_task_fanout"
-FANOUT_CHILD = "fanout_child"  # an agent only, not a recorded scenario
-BATCH_LEAF = "batch_leaf"
-BATCH_ROOT = "batch_root"
-BATCH_ROOT_PART0 = "batch_root_part0"
-BATCH_ROOT_PACED = "batch_root_paced"
-BATCH_ROOT_PACED_PART3 = "batch_root_paced_part3"
-BATCH_CANCELLED = "batch_cancelled"
-BATCH_ROOT_CANCELLED = "batch_root_cancelled"
-BATCH_ROOT_CANCELLED_PART0 = "batch_root_cancelled_part0"
-OWNER_EVENTS = "owner_events_idle"
-TASK_SCENARIOS = (BASIC, STEER_DEFERRED, CANCELLED, FANOUT)
-BATCH_SCENARIOS = (BATCH_LEAF, BATCH_ROOT, BATCH_CANCELLED, BATCH_ROOT_CANCELLED)
-# The histories recorded before the agent features' (one file each); the chunked batch
-# records its root and a leaf.
-BASE_SCENARIOS = (
-    *TASK_SCENARIOS,
-    BATCH_LEAF,
-    BATCH_ROOT,
-    BATCH_ROOT_PART0,
-    BATCH_CANCELLED,
-    BATCH_ROOT_CANCELLED,
-    BATCH_ROOT_CANCELLED_PART0,
-    OWNER_EVENTS,
-)
-#: Recorded since: a root whose leaves run ``RUNNING_LEAVES`` at a time, and a waiting leaf.
-PACED_SCENARIOS = (BATCH_ROOT_PACED, BATCH_ROOT_PACED_PART3)
+# The histories recorded before the agent features' (one file each).
+BASE_SCENARIOS = (*TASK_SCENARIOS, *BASE_BATCH_SCENARIOS)
 #: Every recorded history.
 SCENARIOS = (*BASE_SCENARIOS, *PACED_SCENARIOS, *FEATURE_SCENARIOS)
 V01_DIR = HISTORIES_DIR / "v0.1"
@@ -155,336 +118,20 @@ LOCAL_DIR = HISTORIES_DIR / "local"
 #: What is recorded with local turns (a batch's own history does not depend on the mode).
 BASE_LOCAL_SCENARIOS = TASK_SCENARIOS
 LOCAL_SCENARIOS = (*TASK_SCENARIOS, *FEATURE_TASK_SCENARIOS)
-CANCELED_SCENARIOS = frozenset(
-    {CANCELLED, BATCH_CANCELLED, BATCH_ROOT_CANCELLED, BATCH_ROOT_CANCELLED_PART0}
-)
-BATCH_CHUNK_SIZE = 2
-STEERING_MESSAGE = {"role": "user", "content": "Please also say thank you."}
-_WAIT = 30.0
-
-
-def add(a: int, b: int) -> int:
-    """Add two numbers."""
-    return a + b
-
-
-@deferred_tool(timeout=120)
-def request_approval(amount: int) -> str:
-    """Ask a human to approve a payment; the answer arrives later.
-
-    Args:
-        amount: The amount to approve.
-    """
-    return f"approval of {amount} requested"
-
-
-def _fanout_agents(prefix: str) -> tuple[Agent, Agent]:
-    """A parent whose forking tool fans out to two children, and the children's agent."""
-    child = Agent(
-        name=f"{prefix}_fanout_child",
-        model=ScriptedModel(lambda request: reply(f"found {request.messages[0]['content']}")),
-    )
-
-    @forking_tool(timeout=120)
-    async def research(topics: list[str], execution_ctx: ExecutionContext) -> list[str]:
-        """Research each topic in a sub-task."""
-        batch = await execution_ctx.spawn_child_tasks(child, [{"query": t} for t in topics])
-        return batch.task_ids
-
-    parent = Agent(
-        name=f"{prefix}_fanout",
-        instructions="You delegate research.",
-        tools=[research],
-        model=ScriptedModel(
-            lambda request: (
-                call_tool("research", topics=["tides", "moons"])
-                if request.turn == 0
-                else reply(request.messages[-1]["content"])
-            )
-        ),
-    )
-    return parent, child
+CANCELED_SCENARIOS = frozenset({CANCELLED, *CANCELED_BATCH_SCENARIOS})
 
 
 def build_agents(prefix: str) -> dict[str, Agent]:
     """The scripted agent of each scenario, named ``{prefix}_{scenario}``."""
-    fanout, fanout_child = _fanout_agents(prefix)
     return {
         **build_feature_agents(prefix),
-        FANOUT: fanout,
-        FANOUT_CHILD: fanout_child,
-        BASIC: Agent(
-            name=f"{prefix}_basic",
-            instructions="You add numbers.",
-            tools=[add],
-            model=ScriptedModel([call_tool("add", a=2, b=3), reply("2 + 3 = 5")]),
-        ),
-        STEER_DEFERRED: Agent(
-            name=f"{prefix}_steer_deferred",
-            instructions="You pay invoices after approval.",
-            tools=[request_approval],
-            model=ScriptedModel(
-                [call_tool("request_approval", amount=100), reply("Paid 100. Thank you!")]
-            ),
-        ),
-        CANCELLED: _slow_agent(f"{prefix}_cancelled"),
-        BATCH_LEAF: _batch_agent(f"{prefix}_batch_leaf"),
-        BATCH_ROOT: _batch_agent(f"{prefix}_batch_root"),
-        BATCH_ROOT_PACED: _batch_agent(f"{prefix}_batch_root_paced"),
-        BATCH_CANCELLED: _slow_agent(f"{prefix}_batch_cancelled"),
-        BATCH_ROOT_CANCELLED: _slow_agent(f"{prefix}_batch_root_cancelled"),
-        OWNER_EVENTS: Agent(name=f"{prefix}_owner_events", model=ScriptedModel([reply("2")])),
+        **build_task_agents(prefix),
+        **build_batch_agents(prefix),
     }
 
 
-def _slow_agent(name: str) -> Agent:
-    """A first turn that takes two minutes: long enough to be cancelled while it runs."""
-    return Agent(
-        name=name,
-        instructions="You think slowly.",
-        model=ScriptedModel([reply("never sent", delay=120)]),
-    )
-
-
-def _batch_agent(name: str) -> Agent:
-    """Two turns per task: a tool call, then a final reply."""
-    return Agent(
-        name=name,
-        instructions="You add numbers.",
-        tools=[add],
-        max_turns=2,
-        model=ScriptedModel([call_tool("add", a=2, b=3), reply("2 + 3 = 5")]),
-    )
-
-
-async def _poll(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    async def loop() -> None:
-        while not await check():
-            await asyncio.sleep(0.05)
-
-    try:
-        await asyncio.wait_for(loop(), _WAIT)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
-
-
-async def _enqueue(orch: Orchestrator, agent: Agent, task_id: str, owner: str, query: str) -> str:
-    task = agent.create_task(owner_id=owner, payload=AgentContext(query=query))
-    task = await orch.enqueue_task(agent=agent, task=task.model_copy(update={"id": task_id}))
-    return task.id
-
-
-async def run_basic(
-    orch: Orchestrator, agent: Agent, task_id: str, owner: str, local: bool
-) -> None:
-    """A tool call, then a final reply."""
-    await _enqueue(orch, agent, task_id, owner, "What is 2 + 3?")
-    result = await asyncio.wait_for(orch.get_task_result(task_id), _WAIT)
-    assert result == "2 + 3 = 5", result
-
-
-async def run_steer_deferred(
-    orch: Orchestrator, agent: Agent, task_id: str, owner: str, local: bool
-) -> None:
-    """A deferred tool call; steered while waiting; completed; a final reply."""
-    await _enqueue(orch, agent, task_id, owner, "Pay invoice 7 (100 EUR).")
-
-    async def waiting_for_tool() -> bool:
-        data = await orch.get_task_data(task_id)
-        return data is not None and data["status"] == "pending_tool_results"
-
-    await _poll(waiting_for_tool, "the deferred tool call")
-    await orch.steer_task(task_id, [STEERING_MESSAGE])
-    assert await orch.complete_deferred_tool(task_id, "call_0_0", {"approved": True})
-    result = await asyncio.wait_for(orch.get_task_result(task_id), _WAIT)
-    assert result == "Paid 100. Thank you!", result
-    data = await orch.get_task_data(task_id)
-    assert data is not None
-    messages = data["context"]["messages"]
-    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "user", "assistant"]
-    assert messages[3] == STEERING_MESSAGE
-
-
-async def _turn_running(orch: Orchestrator, task_id: str, local: bool = False) -> bool:
-    """Whether the task's turn has started (and not ended).
-
-    A regular turn is a started pending activity; a local one runs inside the workflow task,
-    which stays started for as long as it runs.
-    """
-    try:
-        description = await (await orch.client()).get_workflow_handle(task_id).describe()
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:  # a batch's child not started yet
-            return False
-        raise
-    raw = description.raw_description
-    if local:
-        started = PendingWorkflowTaskState.PENDING_WORKFLOW_TASK_STATE_STARTED
-        return raw.pending_workflow_task.state == started
-    return any(
-        pending.activity_type.name == RUN_TURN_ACTIVITY
-        and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
-        for pending in description.raw_description.pending_activities
-    )
-
-
-async def run_cancelled(
-    orch: Orchestrator, agent: Agent, task_id: str, owner: str, local: bool
-) -> None:
-    """Cancelled while its first (slow) turn runs."""
-    await _enqueue(orch, agent, task_id, owner, "Think about it.")
-    await _poll(lambda: _turn_running(orch, task_id, local), "the slow turn to start")
-    await orch.cancel_task(task_id)
-    try:
-        await asyncio.wait_for(orch.get_task_result(task_id), _WAIT)
-    except TaskCancelledError:
-        pass
-    else:
-        raise AssertionError("the task was not cancelled")
-
-
-async def run_fanout(
-    orch: Orchestrator, agent: Agent, task_id: str, owner: str, local: bool
-) -> None:
-    """A forking tool starts two sub-tasks; the parent reads their results block."""
-    await _enqueue(orch, agent, task_id, owner, "Tell me about tides and moons.")
-    output = await asyncio.wait_for(orch.get_task_result(task_id), _WAIT)
-    assert output.startswith("<sub_task_results>") and "found tides" in output, output
-
-
-_RUNNERS = {
-    BASIC: run_basic,
-    STEER_DEFERRED: run_steer_deferred,
-    CANCELLED: run_cancelled,
-    FANOUT: run_fanout,
-    **FEATURE_TASK_RUNNERS,
-}
-
-
-async def _batch_result(orch: Orchestrator, batch_id: str) -> None:
-    """Wait until the batch has completed, then check every task answered."""
-    handle = (await orch.client()).get_workflow_handle(batch_id)
-    await asyncio.wait_for(handle.result(), _WAIT)
-    batch = await orch.get_batch(batch_id)
-    assert batch.metadata.status == "completed" and batch.progress == 100.0, batch
-    for task_id in batch.task_ids:
-        assert await orch.get_task_result(task_id) == "2 + 3 = 5", task_id
-
-
-async def run_batch_leaf(orch: Orchestrator, agent: Agent, owner: str) -> dict[str, str]:
-    """Three two-turn tasks in one leaf (the batch is its own root)."""
-    payloads = [AgentContext(query=f"What is 2 + 3? ({i})") for i in range(3)]
-    batch = await orch.enqueue_batch(agent=agent, owner_id=owner, payloads=payloads)
-    assert batch.metadata.max_progress == 6, batch
-    await _batch_result(orch, batch.id)
-    return {BATCH_LEAF: batch.id}
-
-
-async def _chunked_batch(orch: Orchestrator, agent: Agent, owner: str, count: int) -> Batch:
-    """``count`` two-turn tasks in leaves of ``BATCH_CHUNK_SIZE``, run to completion."""
-    # A second orchestrator on the same client only enqueues; ``orch``'s workers run it all.
-    chunked = Orchestrator(client=await orch.client(), batch_chunk_size=BATCH_CHUNK_SIZE)
-    chunked.register_runner(agent=agent)  # the default config, as in ``record_all``
-    try:
-        payloads = [AgentContext(query=f"What is 2 + 3? ({i})") for i in range(count)]
-        batch = await chunked.enqueue_batch(agent=agent, owner_id=owner, payloads=payloads)
-    finally:
-        await chunked.close()
-    assert len(batch.task_ids) == count and batch.metadata.max_progress == 2 * count, batch
-    await _batch_result(orch, batch.id)
-    return batch
-
-
-async def run_batch_root(orch: Orchestrator, agent: Agent, owner: str) -> dict[str, str]:
-    """Five two-turn tasks in leaves of two: a root with three leaves."""
-    batch = await _chunked_batch(orch, agent, owner, 5)
-    return {BATCH_ROOT: batch.id, BATCH_ROOT_PART0: leaf_id_of(batch.id, 0)}
-
-
-async def run_batch_root_paced(orch: Orchestrator, agent: Agent, owner: str) -> dict[str, str]:
-    """Eight two-turn tasks in leaves of two: four leaves, the fourth waiting for ``leaf_go``."""
-    batch = await _chunked_batch(orch, agent, owner, 8)
-    assert RUNNING_LEAVES == 3, "part3 is no longer the first waiting leaf"
-    waiting = leaf_id_of(batch.id, RUNNING_LEAVES)
-    history = await (await orch.client()).get_workflow_handle(waiting).fetch_history()
-    # Told to go once, before it started either of its tasks.
-    assert leaf_steps(history) == ["go", "start", "start"], leaf_steps(history)
-    return {BATCH_ROOT_PACED: batch.id, BATCH_ROOT_PACED_PART3: waiting}
-
-
-def leaf_steps(history: WorkflowHistory) -> list[str]:
-    """A leaf's ``leaf_go`` signals (``go``) and task starts (``start``), in order."""
-    steps = []
-    for event in history.events:
-        if event.event_type == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
-            steps.append("start")
-        elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
-            if event.workflow_execution_signaled_event_attributes.signal_name == LEAF_GO_SIGNAL:
-                steps.append("go")
-    return steps
-
-
-async def run_batch_cancelled(orch: Orchestrator, agent: Agent, owner: str) -> dict[str, str]:
-    """Cancelled with ``cancel_batch`` while every task's first (slow) turn runs."""
-    payloads = [AgentContext(query=f"Think about it. ({i})") for i in range(2)]
-    batch = await orch.enqueue_batch(agent=agent, owner_id=owner, payloads=payloads)
-    for task_id in batch.task_ids:
-        await _poll(lambda t=task_id: _turn_running(orch, t), f"the slow turn of {task_id}")
-    cancelled = await asyncio.wait_for(orch.cancel_batch(batch.id), _WAIT)
-    assert cancelled.metadata.status == "cancelled", cancelled
-    for task_id in batch.task_ids:
-        assert await orch.get_task_status(task_id) == TaskStatus.CANCELLED, task_id
-    return {BATCH_CANCELLED: batch.id}
-
-
-async def run_batch_root_cancelled(orch: Orchestrator, agent: Agent, owner: str) -> dict[str, str]:
-    """Three tasks in leaves of two, cancelled while every task's first (slow) turn runs."""
-    chunked = Orchestrator(client=await orch.client(), batch_chunk_size=BATCH_CHUNK_SIZE)
-    # Regular turns: a local turn would hold its workflow task for the whole slow turn.
-    chunked.register_runner(
-        agent=agent, agent_worker_config=AgentWorkerConfig(turn_execution="activity")
-    )
-    try:
-        payloads = [AgentContext(query=f"Think about it. ({i})") for i in range(3)]
-        batch = await chunked.enqueue_batch(agent=agent, owner_id=owner, payloads=payloads)
-        for task_id in batch.task_ids:
-            await _poll(lambda t=task_id: _turn_running(orch, t), f"the slow turn of {task_id}")
-        cancelled = await asyncio.wait_for(chunked.cancel_batch(batch.id), _WAIT)
-    finally:
-        await chunked.close()
-    assert cancelled.metadata.status == "cancelled", cancelled
-    for task_id in batch.task_ids:
-        assert await orch.get_task_status(task_id) == TaskStatus.CANCELLED, task_id
-    return {BATCH_ROOT_CANCELLED: batch.id, BATCH_ROOT_CANCELLED_PART0: leaf_id_of(batch.id, 0)}
-
-
-async def run_owner_events(orch: Orchestrator, agent: Agent, owner: str) -> dict[str, str]:
-    """A stream with a 1 s idle timeout takes one task's events, then closes (completes)."""
-    client = await orch.client()
-    stream_owner = f"{owner}-idle"
-    await open_stream(client, stream_owner, EventStreamConfig(idle_timeout=timedelta(seconds=1)))
-    handle = client.get_workflow_handle(events_workflow_id(stream_owner))
-    run_id = (await handle.describe()).run_id
-    task = await orch.enqueue_task(agent=agent, owner_id=stream_owner, payload={"query": "1+1?"})
-    await asyncio.wait_for(task.result(), _WAIT)
-
-    async def closed() -> bool:
-        run = client.get_workflow_handle(handle.id, run_id=run_id)
-        return (await run.describe()).status == WorkflowExecutionStatus.COMPLETED
-
-    await _poll(closed, "the idle stream to close")
-    return {OWNER_EVENTS: f"{handle.id}@{run_id}"}
-
-
-_BATCH_RUNNERS = {
-    BATCH_LEAF: run_batch_leaf,
-    BATCH_ROOT: run_batch_root,
-    BATCH_ROOT_PACED: run_batch_root_paced,
-    BATCH_CANCELLED: run_batch_cancelled,
-    BATCH_ROOT_CANCELLED: run_batch_root_cancelled,
-    OWNER_EVENTS: run_owner_events,
-    **FEATURE_BATCH_RUNNERS,
-}
+_RUNNERS = {**TASK_RUNNERS, **FEATURE_TASK_RUNNERS}
+_BATCH_RUNNERS = {**BATCH_RUNNERS, **FEATURE_BATCH_RUNNERS}
 
 
 async def record_all(

@@ -31,16 +31,7 @@ from factorial.workflows import (
     LegacyBatchWorkflow,
     OwnerEventsWorkflow,
 )
-from tests.history_features import (
-    FEATURE_SCENARIOS,
-    FEATURE_TASK_SCENARIOS,
-    GUARDS,
-    NOT_RECORDED_FRESH,
-    TASK_FALLBACK,
-)
-from tests.record_histories import (
-    BASE_LOCAL_SCENARIOS,
-    BASE_SCENARIOS,
+from tests.history_batches import (
     BATCH_CANCELLED,
     BATCH_LEAF,
     BATCH_ROOT,
@@ -49,15 +40,26 @@ from tests.record_histories import (
     BATCH_ROOT_PACED,
     BATCH_ROOT_PACED_PART3,
     BATCH_ROOT_PART0,
+    leaf_steps,
+)
+from tests.history_features import (
+    FEATURE_SCENARIOS,
+    FEATURE_TASK_SCENARIOS,
+    GUARDS,
+    NOT_RECORDED_FRESH,
+    TASK_FALLBACK,
+)
+from tests.history_tasks import CANCELLED
+from tests.record_histories import (
+    BASE_LOCAL_SCENARIOS,
+    BASE_SCENARIOS,
     BEFORE_OPS_DIR,
-    CANCELLED,
     HISTORIES_DIR,
     LOCAL_DIR,
     LOCAL_SCENARIOS,
     OLDER_DIR,
     SCENARIOS,
     V01_DIR,
-    leaf_steps,
     load_history,
     record_all,
 )

@@ -20,8 +20,8 @@ from factorial.devserver import DevServer
 from factorial.task import Batch
 from factorial.testing import Reply, ScriptedModel, call_tool, reply
 from tests.conftest import has_event
+from tests.history_batches import leaf_steps
 from tests.ledger import EventLedger
-from tests.record_histories import leaf_steps
 
 QUICK = AgentWorkerConfig(initial_backoff=0.1, max_backoff=0.2, heartbeat_timeout=5)
 #: Ten tasks in leaves of two: five leaves, two of which wait.
