@@ -59,6 +59,12 @@ def test_a_user_module_of_the_same_name_does_not_shadow_ours(tmp_path: Path, nam
         assert _import_alone(module, tmp_path) is None, module
 
 
+def _run_clean(code: str) -> None:
+    """Run ``code`` in a fresh interpreter; it must succeed."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
 def test_a_workflow_module_does_not_load_the_client_side() -> None:
     """Importing a workflow loads the wire models and helpers, not the orchestrator or openai."""
     code = (
@@ -67,8 +73,7 @@ def test_a_workflow_module_does_not_load_the_client_side() -> None:
         " 'factorial._workers', 'openai', 'factorial.activities') if m in sys.modules];"
         "assert not loaded, loaded"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
+    _run_clean(code)
 
 
 def test_a_worker_loads_openai_only_for_a_model_that_uses_it() -> None:
@@ -85,5 +90,4 @@ def test_a_worker_loads_openai_only_for_a_model_that_uses_it() -> None:
         "ModelClients(api_keys={'openai': 'k'}).client_for(gpt_41_mini);"
         "assert 'openai' in sys.modules"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
+    _run_clean(code)
