@@ -14,24 +14,28 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from temporalio.api.enums.v1 import EventType, PendingActivityState, TimeoutType
 
-from factorial import AgentContext, Orchestrator
+from factorial import Agent, AgentContext, AgentWorkerConfig, Orchestrator, Task
 from factorial._wire import RUN_TURN_ACTIVITY
 from factorial.devserver import DevServer
 from tests.integration.crash_worker_app import FINAL_ANSWER, build_agent, worker_config
 from tests.ledger import EventLedger
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+CRASH_APP = "tests.integration.crash_worker_app"
+T = TypeVar("T")
 
 
 def start_worker(
-    env: dict[str, str], log_path: Path, app: str = "tests.integration.crash_worker_app"
+    env: dict[str, str], log_path: Path, app: str = CRASH_APP
 ) -> subprocess.Popen[bytes]:
     """Start a worker process running module ``app``; its output goes to ``log_path``."""
     with open(log_path, "ab") as log:
@@ -92,54 +96,110 @@ async def wait_for_local_turn_started(ledger: EventLedger, worker: subprocess.Po
         await asyncio.sleep(0.05)
 
 
+@dataclass
+class CrashRun:
+    """One worker-crash test's orchestrator, event ledger and worker processes.
+
+    ``crash_run`` makes it with worker process A started; every worker started through it is
+    stopped by PID when the test ends, also on failure.
+    """
+
+    orch: Orchestrator
+    ledger: EventLedger
+    agent: Agent
+    turn_execution: str
+    env: dict[str, str]
+    app: str
+    log_a: Path
+    log_b: Path
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    worker_a: subprocess.Popen[bytes] = field(init=False)
+
+    def start_worker(self, log: Path) -> subprocess.Popen[bytes]:
+        """Start a worker process of ``app`` logging to ``log``, recorded for cleanup."""
+        process = start_worker(self.env, log, self.app)
+        self.processes.append(process)
+        return process
+
+    async def enqueue(self, payload: AgentContext | dict[str, Any]) -> Task:
+        """Enqueue a task of ``agent`` for the ledger's owner."""
+        owner = self.ledger.owner_id
+        return await self.orch.enqueue_task(agent=self.agent, owner_id=owner, payload=payload)
+
+    async def wait_for_turn_1(self, task_id: str) -> None:
+        """Wait (45 s at most) until turn 1's model call runs on worker A."""
+        if self.turn_execution == "local":
+            started = wait_for_local_turn_started(self.ledger, self.worker_a)
+        else:
+            started = wait_for_turn_started(self.orch, task_id, 1, self.worker_a, self.log_a)
+        await asyncio.wait_for(started, 45)
+
+    def kill_a_start_b(self) -> None:
+        """SIGKILL worker A (it is mid-turn) and start worker B in its place."""
+        stop_process(self.worker_a)
+        assert self.worker_a.returncode == -9
+        self.start_worker(self.log_b)
+
+    async def on_worker_b(self, outcome: Awaitable[T], timeout: float) -> T:
+        """Await the task's ``outcome`` now that worker B runs it, with B's log on a timeout."""
+        try:
+            return await asyncio.wait_for(outcome, timeout)
+        except TimeoutError:
+            raise AssertionError(f"task did not end on worker B:\n{log_tail(self.log_b)}") from None
+
+
+@asynccontextmanager
+async def crash_run(
+    temporal_server: DevServer,
+    tmp_path: Path,
+    agent: Agent,
+    turn_execution: str,
+    *,
+    config: Callable[[str], AgentWorkerConfig] = worker_config,
+    app: str = CRASH_APP,
+    env_prefix: str = "CRASH",
+) -> AsyncIterator[CrashRun]:
+    """An Orchestrator with ``agent`` registered, a ledger of its owner, and worker A of ``app``.
+
+    The app reads ``TEMPORAL_ADDRESS``, ``<env_prefix>_AGENT_NAME`` and
+    ``<env_prefix>_TURN_EXECUTION``; ``config(turn_execution)`` is its agent's worker config.
+    """
+    env = {
+        **os.environ,
+        "TEMPORAL_ADDRESS": temporal_server.address,
+        f"{env_prefix}_AGENT_NAME": agent.name,
+        f"{env_prefix}_TURN_EXECUTION": turn_execution,
+    }
+    orch = Orchestrator(temporal_address=temporal_server.address)
+    orch.register_runner(agent=agent, agent_worker_config=config(turn_execution))
+    ledger = EventLedger(orch, f"{agent.name}_owner")  # the agent's name is unique to the test
+    logs = tmp_path / "worker_a.log", tmp_path / "worker_b.log"
+    run = CrashRun(orch, ledger, agent, turn_execution, env, app, *logs)
+    try:
+        async with ledger:
+            run.worker_a = run.start_worker(run.log_a)
+            yield run
+    finally:
+        for process in run.processes:
+            stop_process(process, kill=False)
+        await orch.close()
+
+
 @pytest.mark.parametrize("turn_execution", ["activity", "local"])
 async def test_worker_killed_mid_turn_finishes_once(
     temporal_server: DevServer, unique: Callable[[str], str], tmp_path: Path, turn_execution: str
 ) -> None:
-    agent_name = unique("crash_adder")
-    owner = unique("owner")
-    env = {
-        **os.environ,
-        "TEMPORAL_ADDRESS": temporal_server.address,
-        "CRASH_AGENT_NAME": agent_name,
-        "CRASH_TURN_EXECUTION": turn_execution,
-    }
-    log_a, log_b = tmp_path / "worker_a.log", tmp_path / "worker_b.log"
-    agent = build_agent(agent_name)
-    orch = Orchestrator(temporal_address=temporal_server.address)
-    orch.register_runner(agent=agent, agent_worker_config=worker_config(turn_execution))
-    processes: list[subprocess.Popen[bytes]] = []
-    try:
-        async with EventLedger(orch, owner) as ledger:
-            worker_a = start_worker(env, log_a)
-            processes.append(worker_a)
-            task = await orch.enqueue_task(
-                agent=agent, owner_id=owner, payload=AgentContext(query="What is 2 + 3?")
-            )
-            if turn_execution == "local":
-                started = wait_for_local_turn_started(ledger, worker_a)
-            else:
-                started = wait_for_turn_started(orch, task.id, 1, worker_a, log_a)
-            await asyncio.wait_for(started, 45)
-            stop_process(worker_a)  # SIGKILL in the middle of turn 1's model call
-            assert worker_a.returncode == -9
-
-            worker_b = start_worker(env, log_b)
-            processes.append(worker_b)
-            try:
-                result = await asyncio.wait_for(task.result(), 45)
-            except TimeoutError:
-                raise AssertionError(
-                    f"task did not finish on worker B:\n{log_tail(log_b)}"
-                ) from None
-            assert result == FINAL_ANSWER
-            await ledger.wait_for_tasks([task.id])
-            await ledger.settle()
-        history = await (await orch.client()).get_workflow_handle(task.id).fetch_history()
-    finally:
-        for process in processes:
-            stop_process(process, kill=False)
-        await orch.close()
+    agent = build_agent(unique("crash_adder"))
+    async with crash_run(temporal_server, tmp_path, agent, turn_execution) as run:
+        task = await run.enqueue(AgentContext(query="What is 2 + 3?"))
+        await run.wait_for_turn_1(task.id)
+        run.kill_a_start_b()  # SIGKILL in the middle of turn 1's model call
+        result = await run.on_worker_b(task.result(), 45)
+        assert result == FINAL_ANSWER
+        await run.ledger.wait_for_tasks([task.id])
+        await run.ledger.settle()
+        history = await (await run.orch.client()).get_workflow_handle(task.id).fetch_history()
+    ledger = run.ledger
 
     if turn_execution == "local":
         assert_local_turn_ran_again(history.events)
