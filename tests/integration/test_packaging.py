@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 APP = """
 import asyncio
+import os
 import sys
 
 import activities
@@ -44,6 +45,8 @@ async def main(address: str, name: str) -> None:
 
 
 asyncio.run(main(sys.argv[1], sys.argv[2]))
+sys.stdout.flush()
+os._exit(0)  # skip interpreter finalization (temporalio/sdk-python#300)
 """
 
 
